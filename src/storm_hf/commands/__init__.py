@@ -1,0 +1,1 @@
+"""Sub-commands of the `storm-hf` command line; each module has `add_arguments(parser)` and `run(args)`."""

@@ -1,0 +1,1 @@
+"""Research checkpoints to Hub folders, assembling STORM from pretrained parts, Hub export."""

@@ -1,0 +1,1 @@
+"""Video files for tests, benchmarks and the synthetic video QA data."""

@@ -1,0 +1,1 @@
+"""Hub code: configuration and modeling files shipped verbatim with exported checkpoints."""

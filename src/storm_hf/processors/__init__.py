@@ -1,0 +1,1 @@
+"""Hub code: video processor, processor and pipeline files shipped verbatim with exported checkpoints."""
