@@ -3,3 +3,50 @@ import os
 # No test touches the network or a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+TINY_VISION = {
+    "model_type": "siglip_vision_model",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "patch_size": 8,
+    "vision_use_head": False,
+}
+TINY_TEXT = {
+    "model_type": "qwen2",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 128,
+    "max_position_embeddings": 512,
+}
+VIDEO_TOKEN_ID, IMAGE_TOKEN_ID = 100, 101
+
+
+def tiny_storm_config(vision=None, text=None, **kwargs):
+    """A StormConfig small enough for 2 CPU cores: 32 px frames, 4x4 patches, 64-wide LLM.
+
+    `kwargs` go to StormConfig; a `temporal_config` dict is merged over `{"d_state": 8}`.
+    """
+    from storm_hf.modeling.configuration_storm import StormConfig
+
+    temporal = {"d_state": 8, **kwargs.pop("temporal_config", {})}
+    return StormConfig(
+        vision_config={**TINY_VISION, **(vision or {})},
+        text_config={**TINY_TEXT, **(text or {})},
+        temporal_config=temporal,
+        video_token_id=VIDEO_TOKEN_ID,
+        image_token_id=IMAGE_TOKEN_ID,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def tiny_config():
+    return tiny_storm_config

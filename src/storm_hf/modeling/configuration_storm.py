@@ -163,6 +163,8 @@ class StormConfig(PreTrainedConfig):
             temporal.setdefault("vision_hidden_size", self.vision_config.hidden_size)
             temporal.setdefault("hidden_size", self.text_config.hidden_size)
             self.temporal_config = StormTemporalConfig(**temporal)
+        # A language model with tied input/output embeddings keeps them tied inside STORM.
+        self.tie_word_embeddings = self.tie_word_embeddings or bool(getattr(self.text_config, "tie_word_embeddings", False))
         super().__post_init__(**kwargs)
         self._check_consistency()
 

@@ -1,0 +1,166 @@
+import pytest
+import torch
+
+from storm_hf.modeling.modeling_storm import StormForConditionalGeneration, StormModel
+
+VIDEO, IMAGE = 100, 101
+TOKENS_PER_SLOT = 4  # 32 px / patch 8 = 4x4 patches -> 2x2 after the 2x2 space-to-channel window
+
+
+@pytest.fixture
+def model(tiny_config):
+    torch.manual_seed(0)
+    return StormForConditionalGeneration(tiny_config()).eval()
+
+
+def video_prompt(num_tokens, prefix=(1, 2, 3), suffix=(4, 5)):
+    return list(prefix) + [VIDEO] * num_tokens + list(suffix)
+
+
+def test_video_features_have_one_tensor_per_video_of_the_expected_length(model):
+    pixels = torch.randn(3, 12, 3, 32, 32)
+    counts = torch.tensor([12, 8, 4])
+    features = model.get_video_features(pixels, counts).pooler_output
+    assert [tuple(f.shape) for f in features] == [(3 * 4, 64), (2 * 4, 64), (1 * 4, 64)]
+    strided = model.get_video_features(pixels, counts, temporal_sampling_stride=2).pooler_output
+    assert [f.shape[0] for f in strided] == [2 * 4, 1 * 4, 1 * 4]
+
+
+def test_mixed_length_batch_equals_one_video_at_a_time(model):
+    torch.manual_seed(1)
+    long, short = torch.randn(8, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    padded = torch.zeros(2, 8, 3, 32, 32)
+    padded[0], padded[1, :4] = long, short
+    with torch.no_grad():
+        batched = model.get_video_features(padded, torch.tensor([8, 4])).pooler_output
+        alone = [model.get_video_features(v[None]).pooler_output[0] for v in (long, short)]
+    for got, expected in zip(batched, alone):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_padded_frames_are_never_encoded(model):
+    pixels = torch.randn(2, 8, 3, 32, 32)
+    pixels[1, 4:] = float("nan")  # anything read from the padding would poison the output
+    with torch.no_grad():
+        features = model.get_video_features(pixels, torch.tensor([8, 4])).pooler_output
+    assert all(torch.isfinite(f).all() for f in features)
+
+
+def test_no_scan_crosses_from_one_video_into_another(model):
+    a, b, b_changed = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        first = model.get_video_features(torch.stack([a, b])).pooler_output[0]
+        first_again = model.get_video_features(torch.stack([a, b_changed])).pooler_output[0]
+    assert torch.equal(first, first_again)
+
+
+def test_chunked_vision_encoding_equals_unchunked(tiny_config):
+    torch.manual_seed(0)
+    whole = StormModel(tiny_config(vision_chunk_size=64)).eval()
+    chunked = StormModel(tiny_config(vision_chunk_size=3)).eval()
+    chunked.load_state_dict(whole.state_dict())
+    pixels = torch.randn(2, 8, 3, 32, 32)
+    with torch.no_grad():
+        for a, b in zip(whole.get_video_features(pixels).pooler_output, chunked.get_video_features(pixels).pooler_output):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_video_tokens_are_filled_with_the_video_features(model):
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    ids = torch.tensor([video_prompt(2 * TOKENS_PER_SLOT)])
+    with torch.no_grad():
+        out = model.model(input_ids=ids, pixel_values_videos=pixels)
+        features = model.get_video_features(pixels).pooler_output[0]
+    assert torch.equal(out.video_hidden_states, features)
+    # the language model saw the features at the placeholder positions
+    embeds = model.get_input_embeddings()(ids)
+    embeds[ids == VIDEO] = features
+    with torch.no_grad():
+        expected = model.model.language_model(inputs_embeds=embeds).last_hidden_state
+    torch.testing.assert_close(out.last_hidden_state, expected)
+
+
+def test_placeholder_count_mismatch_names_both_numbers_and_the_settings(model):
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    ids = torch.tensor([video_prompt(8)])
+    with pytest.raises(ValueError) as error:
+        model(input_ids=ids, pixel_values_videos=pixels, temporal_sampling_stride=2)
+    message = str(error.value)
+    assert "8 video placeholder tokens" in message and "features have 4 tokens" in message
+    assert "frame counts [8]" in message and "temporal_sampling_stride=2" in message and "temporal_pool_size=4" in message
+
+
+def test_videos_that_are_not_a_multiple_of_k_are_refused(model):
+    with pytest.raises(ValueError, match=r"multiple of temporal_pool_size=4 frames; got frame counts \[8, 6\]"):
+        model.get_video_features(torch.randn(2, 8, 3, 32, 32), torch.tensor([8, 6]))
+
+
+def test_bad_pixel_shapes_are_refused(model):
+    with pytest.raises(ValueError, match=r"pixel_values_videos must be \(num_videos, frames"):
+        model.get_video_features(torch.randn(8, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"video_frame_counts \[9\] does not fit"):
+        model.get_video_features(torch.randn(1, 8, 3, 32, 32), torch.tensor([9]))
+    with pytest.raises(ValueError, match=r"Frames must be 3x32x32 \(the vision tower's image_size\), got \(3, 48, 48\)"):
+        model.get_video_features(torch.randn(1, 4, 3, 48, 48))
+
+
+def test_images_use_the_same_path_with_one_frame(model):
+    pixels = torch.randn(2, 3, 32, 32)
+    features = model.get_image_features(pixels).pooler_output
+    assert [tuple(f.shape) for f in features] == [(4, 64), (4, 64)]
+    ids = torch.tensor([[1, IMAGE, IMAGE, IMAGE, IMAGE, 2, IMAGE, IMAGE, IMAGE, IMAGE, 3]])
+    with torch.no_grad():
+        out = model(input_ids=ids, pixel_values=pixels)
+    assert out.logits.shape == (1, 11, 128)
+    assert torch.equal(out.image_hidden_states, torch.cat(features))
+
+
+def test_save_and_load_give_identical_logits(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
+    loaded = StormForConditionalGeneration.from_pretrained(tmp_path).eval()
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    ids = torch.tensor([video_prompt(8)])
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids, pixel_values_videos=pixels).logits, loaded(input_ids=ids, pixel_values_videos=pixels).logits)
+
+
+def test_loss_on_labels_trains_every_part(model):
+    model.train()
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    ids = torch.tensor([video_prompt(8)])
+    labels = ids.clone()
+    labels[ids == VIDEO] = -100
+    out = model(input_ids=ids, pixel_values_videos=pixels, labels=labels)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    out.loss.backward()
+    for part in ("vision_tower", "temporal_encoder", "language_model"):
+        grads = [p.grad for n, p in model.model.named_parameters() if n.startswith(part) and p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads), part
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(model):
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    ids = torch.tensor([video_prompt(8)])
+
+    def gradients():
+        model.zero_grad()
+        model(input_ids=ids, pixel_values_videos=pixels, labels=ids).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    model.train()
+    plain = gradients()
+    model.gradient_checkpointing_enable()
+    assert model.model.temporal_encoder.layers[0].gradient_checkpointing
+    checkpointed = gradients()
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(plain[name], checkpointed[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_bfloat16_forward(model):
+    model = model.to(torch.bfloat16)
+    ids = torch.tensor([video_prompt(8)])
+    with torch.no_grad():
+        out = model(input_ids=ids, pixel_values_videos=torch.randn(1, 8, 3, 32, 32))
+    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
