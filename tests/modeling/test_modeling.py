@@ -65,6 +65,17 @@ def test_chunked_vision_encoding_equals_unchunked(tiny_config):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("layer", [-2, -1, 1])
+def test_frame_features_are_the_vision_towers_selected_hidden_state(tiny_config, layer):
+    torch.manual_seed(0)
+    model = StormModel(tiny_config(vision_feature_layer=layer)).eval()
+    frames = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = model.vision_tower(frames, output_hidden_states=True).hidden_states[layer]
+        features = model._encode_frames(frames)
+    torch.testing.assert_close(features, expected.view(3, 4, 4, 32))
+
+
 def test_video_tokens_are_filled_with_the_video_features(model):
     pixels = torch.randn(1, 8, 3, 32, 32)
     ids = torch.tensor([video_prompt(2 * TOKENS_PER_SLOT)])

@@ -137,6 +137,15 @@ class StormModel(StormPreTrainedModel):
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
 
+    @property
+    def _num_vision_layers(self) -> int:
+        """Encoder layers up to `vision_feature_layer` (hidden state i is the output of i layers; -1 the last)."""
+        layer, total = self.config.vision_feature_layer, self.config.vision_config.num_hidden_layers
+        count = layer if layer >= 0 else total + 1 + layer
+        if not 0 < count <= total:
+            raise ValueError(f"vision_feature_layer={layer} is outside the vision tower's {total} layers.")
+        return count
+
     def get_input_embeddings(self):
         return self.language_model.get_input_embeddings()
 
@@ -152,13 +161,16 @@ class StormModel(StormPreTrainedModel):
                 f"Frames must be 3x{size}x{size} (the vision tower's image_size), got {tuple(frames.shape[-3:])}: "
                 "prepare videos and images with StormProcessor, which resizes them."
             )
+        tower = self.vision_tower
         features = None
         for start in range(0, frames.shape[0], config.vision_chunk_size):
-            chunk = frames[start : start + config.vision_chunk_size].to(self.vision_tower.dtype)
-            hidden = self.vision_tower(chunk, output_hidden_states=True).hidden_states[config.vision_feature_layer]
+            # Run only the layers up to the selected one: no later layer, no post-norm, no stored hidden states.
+            hidden = tower.embeddings(frames[start : start + config.vision_chunk_size].to(tower.dtype))
+            for layer in tower.encoder.layers[: self._num_vision_layers]:
+                hidden = layer(hidden, None)  # (chunk, G*G, C)
             if features is None:
                 features = hidden.new_empty(frames.shape[0], side, side, hidden.shape[-1])
-            features[start : start + len(chunk)] = hidden.view(len(chunk), side, side, -1)
+            features[start : start + len(hidden)] = hidden.view(len(hidden), side, side, -1)
         return features
 
     def _encode_clips(self, features: torch.Tensor, frame_counts: list[int], stride) -> list[torch.Tensor]:

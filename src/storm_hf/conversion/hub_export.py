@@ -1,0 +1,100 @@
+"""Write a Hub-ready STORM folder: weights, configs, processor, Hub code and model card, atomically.
+
+The folder loads with `trust_remote_code=True` where storm-hf is not installed (the Hub code files are copied in
+flat and named in `auto_map`), and without it where storm-hf is installed (importing it registers the classes).
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from .. import modeling, processors
+from .model_card import write_model_card
+
+AUTO_MAP = {
+    "AutoConfig": "configuration_storm.StormConfig",
+    "AutoModel": "modeling_storm.StormModel",
+    "AutoModelForImageTextToText": "modeling_storm.StormForConditionalGeneration",
+    "AutoModelForMultimodalLM": "modeling_storm.StormForConditionalGeneration",
+}
+PROCESSOR_AUTO_MAP = {
+    "AutoProcessor": "processing_storm.StormProcessor",
+    "AutoVideoProcessor": "video_processing_storm.StormVideoProcessor",
+}
+PIPELINE_TASK = "video-text-to-text"
+CUSTOM_PIPELINES = {
+    PIPELINE_TASK: {
+        "impl": "pipeline_storm.StormVideoTextToTextPipeline",
+        "pt": ["AutoModelForImageTextToText"],
+        "tf": [],
+        "type": "multimodal",
+    }
+}
+# Saved processor configs that get the processor's auto_map (transformers looks for it in any of them).
+_PROCESSOR_CONFIG_FILES = ("processor_config.json", "video_preprocessor_config.json", "tokenizer_config.json")
+
+
+def hub_code_files() -> list[Path]:
+    """The modules shipped with every exported folder: all of modeling/ and processors/, copied flat."""
+    files = []
+    for package in (modeling, processors):
+        files += sorted(p for p in Path(package.__file__).parent.glob("*.py") if p.name != "__init__.py")
+    return files
+
+
+def _add_auto_map(json_path: Path, auto_map: dict) -> None:
+    config = json.loads(json_path.read_text())
+    config["auto_map"] = {**config.get("auto_map", {}), **auto_map}
+    json_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _write_folder(model, processor, folder: Path, max_shard_size, card_options: dict) -> None:
+    model.config.auto_map = dict(AUTO_MAP)
+    model.config.custom_pipelines = CUSTOM_PIPELINES
+    model.save_pretrained(folder, max_shard_size=max_shard_size)
+    processor.save_pretrained(folder)
+    for name in _PROCESSOR_CONFIG_FILES:
+        if (folder / name).exists():
+            _add_auto_map(folder / name, PROCESSOR_AUTO_MAP)
+    for source in hub_code_files():
+        shutil.copy2(source, folder / source.name)
+    write_model_card(folder / "README.md", model.config, processor, **card_options)
+
+
+def export_hub_folder(
+    model,
+    processor,
+    out_dir,
+    *,
+    max_shard_size: str | int = "5GB",
+    overwrite: bool = False,
+    model_id: str | None = None,
+    license: str = "apache-2.0",
+    base_models: list[str] | None = None,
+) -> Path:
+    """Write `model` + `processor` to `out_dir` as a Hub folder; returns its path.
+
+    Everything is written to a temporary folder beside `out_dir` and moved into place at the end, so an interrupted
+    export leaves nothing behind. An existing non-empty `out_dir` is refused unless `overwrite=True`.
+    `model_id` is the Hub id the model card's examples use (default: the folder's name).
+    """
+    out = Path(out_dir).resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out} already exists and is not empty: choose another folder or pass overwrite=True.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    card_options = {"model_id": model_id or out.name, "license": license, "base_models": base_models or []}
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        _write_folder(model, processor, staging, max_shard_size, card_options)
+        if out.exists():
+            replaced = out.with_name(f".{out.name}.replaced")
+            out.rename(replaced)
+            staging.rename(out)
+            shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
