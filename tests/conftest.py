@@ -47,6 +47,36 @@ def tiny_storm_config(vision=None, text=None, **kwargs):
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config():
     return tiny_storm_config
+
+
+_BLOCK_STORM_HF = """
+import importlib.abc, sys
+
+class _BlockStormHf(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "storm_hf":
+            raise ImportError("storm_hf is not importable in this process")
+
+sys.meta_path.insert(0, _BlockStormHf())
+"""
+
+
+@pytest.fixture
+def python_without_storm_hf(tmp_path):
+    """run(script, *args, cwd=None) -> CompletedProcess: `script` in a fresh Python where storm_hf cannot be
+    imported (only the Hub code in a folder can build STORM), offline, with its own module cache."""
+    import subprocess
+    import sys
+    import textwrap
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "hf-modules")}
+
+    def run(script: str, *args, cwd=None, timeout: int = 300):
+        code = _BLOCK_STORM_HF + textwrap.dedent(script)
+        command = [sys.executable, "-c", code, *map(str, args)]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+
+    return run

@@ -13,6 +13,9 @@ from .modeling.modeling_storm import (
     StormPreTrainedModel,
     StormTemporalEncoder,
 )
+from .processors.pipeline_storm import StormVideoTextToTextPipeline
+from .processors.processing_storm import StormProcessor
+from .processors.video_processing_storm import StormVideoProcessor
 
 __version__ = "0.1.0"
 
@@ -27,6 +30,14 @@ def _register() -> None:
         auto_class = getattr(transformers, name, None)
         if auto_class is not None:
             auto_class.register(StormConfig, StormForConditionalGeneration, exist_ok=True)
+    transformers.AutoVideoProcessor.register(StormConfig, StormVideoProcessor, exist_ok=True)
+    transformers.AutoProcessor.register(StormConfig, StormProcessor, exist_ok=True)
+    transformers.pipelines.PIPELINE_REGISTRY.register_pipeline(
+        "video-text-to-text",
+        pipeline_class=StormVideoTextToTextPipeline,
+        pt_model=transformers.AutoModelForImageTextToText,
+        type="multimodal",
+    )
 
 
 _register()
@@ -36,6 +47,9 @@ __all__ = [
     "StormForConditionalGeneration",
     "StormModel",
     "StormPreTrainedModel",
+    "StormProcessor",
     "StormTemporalConfig",
     "StormTemporalEncoder",
+    "StormVideoProcessor",
+    "StormVideoTextToTextPipeline",
 ]

@@ -5,7 +5,15 @@ import importlib
 import sys
 
 # name -> (module, one-line help)
-COMMANDS = {}
+COMMANDS = {
+    "make-data": ("storm_hf.commands.make_data", "Render the synthetic temporal video QA dataset (videos + JSONL)"),
+    "convert": ("storm_hf.commands.convert", "Convert a STORM research checkpoint (VILA layout) to a Hub folder"),
+    "export": ("storm_hf.commands.export", "Write a saved STORM model and processor as a Hub-ready folder"),
+    "init": ("storm_hf.commands.init", "Assemble a trainable STORM from a pretrained SigLIP model and a causal LM"),
+    "train": ("storm_hf.commands.train", "Train on video instruction data: the align or sft stage, or LoRA"),
+    "merge-lora": ("storm_hf.commands.merge_lora", "Merge a trained LoRA adapter into its base model (a Hub folder)"),
+    "benchmark": ("storm_hf.commands.benchmark", "Measure end-to-end latency, tokens and memory (benchmark e2e)"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,8 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return importlib.import_module(args._module).run(args) or 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return importlib.import_module(args._module).run(args) or 0
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
+        # Bad input: the message names the problem and the fix; a traceback would only hide it.
+        print(f"storm-hf {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -44,15 +44,29 @@ def hub_code_files() -> list[Path]:
 
 
 def _add_auto_map(json_path: Path, auto_map: dict) -> None:
+    """Name the Hub code classes in a saved processor config, and in the video processor config nested in it."""
     config = json.loads(json_path.read_text())
-    config["auto_map"] = {**config.get("auto_map", {}), **auto_map}
+    for section in (config, config.get("video_processor")):
+        if isinstance(section, dict):
+            section["auto_map"] = {**section.get("auto_map", {}), **auto_map}
     json_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
+def _save_model(model, folder: Path, max_shard_size) -> None:
+    """Save with the Hub code named in config.json, leaving the caller's config as it was."""
+    config = model.config
+    saved = {key: config.__dict__[key] for key in ("auto_map", "custom_pipelines") if key in config.__dict__}
+    config.auto_map, config.custom_pipelines = dict(AUTO_MAP), CUSTOM_PIPELINES
+    try:
+        model.save_pretrained(folder, max_shard_size=max_shard_size)
+    finally:
+        for key in ("auto_map", "custom_pipelines"):
+            config.__dict__.pop(key, None)
+        config.__dict__.update(saved)
+
+
 def _write_folder(model, processor, folder: Path, max_shard_size, card_options: dict) -> None:
-    model.config.auto_map = dict(AUTO_MAP)
-    model.config.custom_pipelines = CUSTOM_PIPELINES
-    model.save_pretrained(folder, max_shard_size=max_shard_size)
+    _save_model(model, folder, max_shard_size)
     processor.save_pretrained(folder)
     for name in _PROCESSOR_CONFIG_FILES:
         if (folder / name).exists():

@@ -1,8 +1,9 @@
 """Encode numpy frames into a real video file with PyAV (used by the data generator, tests and benchmarks)."""
 
+import itertools
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import av
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 
 def write_video(
     path: str | Path,
-    frames: np.ndarray,
+    frames: np.ndarray | Iterable[np.ndarray],
     fps: float = 30.0,
     codec: str = "libx264",
     gop_size: int = 30,
@@ -20,21 +21,28 @@ def write_video(
 ) -> Path:
     """Write `frames` `(T, H, W, 3)` uint8 RGB to `path`; the container follows the suffix (.mp4, .mkv, ...).
 
-    `gop_size` is the keyframe interval. `timestamps` (seconds, strictly increasing) make a variable-frame-rate
-    file; otherwise frame i is shown at i / fps. H and W must be even for yuv420p codecs.
+    `frames` may also be an iterable of `(H, W, 3)` uint8 frames, encoded as they come (long videos need not fit in
+    memory). `gop_size` is the keyframe interval. `timestamps` (seconds, strictly increasing) make a
+    variable-frame-rate file; otherwise frame i is shown at i / fps. H and W must be even for yuv420p codecs.
     """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    if timestamps is not None and len(timestamps) != len(frames):
-        raise ValueError(f"got {len(timestamps)} timestamps for {len(frames)} frames")
+    if isinstance(frames, np.ndarray):
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+        if timestamps is not None and len(timestamps) != len(frames):
+            raise ValueError(f"got {len(timestamps)} timestamps for {len(frames)} frames")
+        height, width = frames.shape[1:3]
+    else:
+        frames = iter(frames)
+        first = next(frames)
+        height, width = first.shape[:2]
+        frames = itertools.chain([first], frames)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # With explicit timestamps use a fine time base so every timestamp is representable.
     time_base = Fraction(1, 90000) if timestamps is not None else Fraction(1, round(fps * 1000)) * 1000
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
@@ -47,6 +55,8 @@ def write_video(
         codec_options.update(options or {})
         stream.options = codec_options
         for index, array in enumerate(frames):
+            if array.shape != (height, width, 3) or array.dtype != np.uint8:
+                raise ValueError(f"frame {index} must be uint8 {(height, width, 3)}, got {array.dtype} {array.shape}")
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             seconds = timestamps[index] if timestamps is not None else index / fps
             frame.pts = round(seconds / time_base)

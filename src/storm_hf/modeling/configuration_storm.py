@@ -117,6 +117,14 @@ _PAPER_TEXT_CONFIG = {
 }
 
 
+def _pipeline_installed(task: str) -> bool:
+    """Whether this process already registered STORM's pipeline for `task` (importing storm-hf does)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    impl = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
+    return getattr(impl, "__name__", None) == "StormVideoTextToTextPipeline"
+
+
 def _as_config(value, default: dict) -> PreTrainedConfig:
     if isinstance(value, PreTrainedConfig):
         return value
@@ -165,6 +173,13 @@ class StormConfig(PreTrainedConfig):
             self.temporal_config = StormTemporalConfig(**temporal)
         # A language model with tied input/output embeddings keeps them tied inside STORM.
         self.tie_word_embeddings = self.tie_word_embeddings or bool(getattr(self.text_config, "tie_word_embeddings", False))
+        # An exported folder names its pipeline module for remote code. When this config is the installed storm-hf
+        # class (not loaded as remote code), the registered pipeline serves the task instead, so that
+        # `pipeline(task, model=folder)` needs no `trust_remote_code`.
+        custom_pipelines = kwargs.get("custom_pipelines") or {}
+        loaded_as_remote_code = type(self).__module__.startswith("transformers_modules")
+        if custom_pipelines and not loaded_as_remote_code and all(map(_pipeline_installed, custom_pipelines)):
+            kwargs.pop("custom_pipelines")
         super().__post_init__(**kwargs)
         self._check_consistency()
 

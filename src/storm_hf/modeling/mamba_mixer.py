@@ -104,7 +104,8 @@ class StormMambaMixer(nn.Module):
             delta_softplus=True,
         )  # (B, G*inner, L)
         if self.bidirectional:
-            y = y[:, : self.inner_size] + y[:, self.inner_size :].flip(-1)
+            # forward branch + the backward branch flipped back to forward time, summed into the flipped copy
+            y = y[:, self.inner_size :].flip(-1).add_(y[:, : self.inner_size])
         return self.out_proj(y.transpose(1, 2))
 
 

@@ -34,6 +34,11 @@ def _resolve_stride(stride, default: int) -> int:
     return stride
 
 
+def _concat(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Per-media tokens [(n_i, D)] as one (sum n_i, D) tensor; a single one is returned as it is, not copied."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+
 class StormTemporalEncoder(PreTrainedModel):
     """Vision features `(B, T, H, W, C)` -> LLM-width tokens `(B, T', H', W', D)`.
 
@@ -87,6 +92,7 @@ class StormTemporalEncoder(PreTrainedModel):
         x = self.projector(x)  # (B, T, H', W', D)
         grid = x.shape
         hidden = x.reshape(batch, -1, config.hidden_size)  # (B, T*H'*W', D): frame -> row -> column
+        del x  # `hidden` alone holds the projected clip, so each block's input is freed once the next one starts
         for layer in self.layers:
             hidden = layer(hidden)
         x = hidden.view(grid)  # (B, T, H', W', D)
@@ -179,7 +185,10 @@ class StormModel(StormPreTrainedModel):
         outputs: list[torch.Tensor | None] = [None] * len(clips)
         for length in sorted(set(frame_counts)):
             members = [i for i, count in enumerate(frame_counts) if count == length]
-            grid = torch.stack([clips[i] for i in members])  # (b, T, G, G, C)
+            if len(members) == len(clips):  # every clip has this length: a view of the features, not a copy
+                grid = features.view(len(clips), length, *features.shape[1:])  # (b, T, G, G, C)
+            else:
+                grid = torch.stack([clips[i] for i in members])  # (b, T, G, G, C)
             encoded = self.temporal_encoder(grid, temporal_sampling_stride=stride).last_hidden_state
             for i, tokens in zip(members, encoded.flatten(1, 3)):  # (b, T'*S*S, D)
                 outputs[i] = tokens
@@ -219,7 +228,10 @@ class StormModel(StormPreTrainedModel):
                 f"Videos must have a multiple of temporal_pool_size={pool} frames; got frame counts {counts}. "
                 "The processor delivers valid counts: pass num_frames as a multiple of it."
             )
-        frames = torch.cat([video[:count] for video, count in zip(pixel_values_videos, counts)])  # (sum T, 3, H, W)
+        if all(count == max_frames for count in counts):  # no padding: a view of the pixels, not a copy
+            frames = pixel_values_videos.flatten(0, 1)  # (N*T, 3, H, W)
+        else:
+            frames = torch.cat([video[:count] for video, count in zip(pixel_values_videos, counts)])  # (sum T, 3, H, W)
         features = self._encode_frames(frames)
         tokens = self._encode_clips(features, counts, temporal_sampling_stride)
         return BaseModelOutputWithPooling(pooler_output=tuple(tokens))
@@ -287,7 +299,7 @@ class StormModel(StormPreTrainedModel):
 
         image_features = video_features = None
         if pixel_values is not None:
-            image_features = torch.cat(self.get_image_features(pixel_values).pooler_output)
+            image_features = _concat(self.get_image_features(pixel_values).pooler_output)
             inputs_embeds = self._scatter_features(
                 input_ids,
                 inputs_embeds,
@@ -297,7 +309,7 @@ class StormModel(StormPreTrainedModel):
                 lambda: f"{pixel_values.shape[0]} images",
             )
         if pixel_values_videos is not None:
-            video_features = torch.cat(
+            video_features = _concat(
                 self.get_video_features(pixel_values_videos, video_frame_counts, temporal_sampling_stride).pooler_output
             )
             inputs_embeds = self._scatter_features(

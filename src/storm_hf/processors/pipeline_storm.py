@@ -4,10 +4,12 @@ A plain `Pipeline` subclass (preprocess -> generate -> decode) so it does not de
 pipelines. Hub code: imports only transformers' public API.
 """
 
-from transformers import GenerationConfig, Pipeline
+from transformers import Pipeline
 
 # Frame-selection settings the pipeline passes to the processor.
 PROCESSOR_KWARGS = ("num_frames", "fps", "max_frames", "min_frames", "temporal_sampling_stride")
+# Used when neither the call nor the model's generation config bounds the answer's length.
+DEFAULT_MAX_NEW_TOKENS = 256
 
 
 def _is_chat(value) -> bool:
@@ -45,8 +47,6 @@ class StormVideoTextToTextPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
-    _pipeline_calls_generate = True
-    _default_generation_config = GenerationConfig(max_new_tokens=256)
 
     def _sanitize_parameters(self, return_full_text=None, generate_kwargs=None, skip_special_tokens=None, **kwargs):
         preprocess = {key: kwargs.pop(key) for key in PROCESSOR_KWARGS if key in kwargs}
@@ -104,8 +104,10 @@ class StormVideoTextToTextPipeline(Pipeline):
     def _forward(self, inputs, generate_kwargs=None):
         model_inputs = inputs["model_inputs"]
         generate_kwargs = dict(generate_kwargs or {})
-        if "generation_config" not in generate_kwargs:
-            generate_kwargs["generation_config"] = self.generation_config
+        bounded = {"max_new_tokens", "max_length", "generation_config"} & generate_kwargs.keys()
+        if not bounded and self.model.generation_config.max_new_tokens is None:
+            generate_kwargs["max_new_tokens"] = DEFAULT_MAX_NEW_TOKENS
+        generate_kwargs.setdefault("pad_token_id", self.processor.tokenizer.pad_token_id)
         sequences = self.model.generate(**model_inputs, **generate_kwargs)
         prompt_length = model_inputs["input_ids"].shape[1]
         return {"new_tokens": sequences[:, prompt_length:], "messages": inputs["messages"]}

@@ -1,0 +1,110 @@
+"""Both loading routes: remote code in a process where storm_hf cannot be imported, and the installed package."""
+
+import json
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForImageTextToText,
+    AutoModelForMultimodalLM,
+    AutoProcessor,
+    AutoVideoProcessor,
+    pipeline,
+)
+
+from hub_testing import QUESTION
+
+FRAMES = 8
+
+
+def messages(video_file):
+    return [{"role": "user", "content": [{"type": "video", "path": str(video_file)}, {"type": "text", "text": QUESTION}]}]
+
+
+def greedy_tokens(model, processor, video_file) -> list[int]:
+    inputs = processor.apply_chat_template(
+        messages(video_file),
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+        processor_kwargs={"num_frames": FRAMES},
+    )
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    return output[0, inputs["input_ids"].shape[1] :].tolist()
+
+
+REMOTE_SCRIPT = """
+import json, sys
+import torch
+from transformers import (AutoConfig, AutoModel, AutoModelForImageTextToText, AutoModelForMultimodalLM,
+                          AutoProcessor, AutoVideoProcessor)
+
+folder, video = sys.argv[1], sys.argv[2]
+loaded = {
+    "config": AutoConfig.from_pretrained(folder, trust_remote_code=True),
+    "base": AutoModel.from_pretrained(folder, trust_remote_code=True),
+    "multimodal": AutoModelForMultimodalLM.from_pretrained(folder, trust_remote_code=True),
+    "video_processor": AutoVideoProcessor.from_pretrained(folder, trust_remote_code=True),
+    "processor": AutoProcessor.from_pretrained(folder, trust_remote_code=True),
+    "model": AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True).eval(),
+}
+model, processor = loaded["model"], loaded["processor"]
+messages = [{"role": "user", "content": [{"type": "video", "path": video}, {"type": "text", "text": %(question)r}]}]
+inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                       return_tensors="pt", processor_kwargs={"num_frames": %(frames)d})
+with torch.no_grad():
+    tokens = model.generate(**inputs, max_new_tokens=6, min_new_tokens=6, do_sample=False)
+bf16 = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True, dtype=torch.bfloat16)
+auto = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True, device_map="auto")
+print(json.dumps({
+    "classes": {name: type(obj).__name__ for name, obj in loaded.items()},
+    "modules": sorted({type(obj).__module__.split(".")[0] for obj in loaded.values()}),
+    "tokens": tokens[0, inputs["input_ids"].shape[1]:].tolist(),
+    "bf16": str(next(bf16.parameters()).dtype),
+    "device_map": str(next(auto.parameters()).device),
+    "storm_hf_loaded": any(name.split(".")[0] == "storm_hf" for name in sys.modules),
+}))
+""" % {"question": QUESTION, "frames": FRAMES}
+
+
+def test_remote_code_loads_every_auto_class_and_generates_the_same_tokens(
+    hub_folder, video_file, tiny_model_and_processor, python_without_storm_hf
+):
+    result = python_without_storm_hf(REMOTE_SCRIPT, hub_folder, video_file)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["classes"] == {
+        "config": "StormConfig",
+        "base": "StormModel",
+        "multimodal": "StormForConditionalGeneration",
+        "video_processor": "StormVideoProcessor",
+        "processor": "StormProcessor",
+        "model": "StormForConditionalGeneration",
+    }
+    assert outcome["modules"] == ["transformers_modules"] and outcome["storm_hf_loaded"] is False
+    assert outcome["tokens"] == greedy_tokens(*tiny_model_and_processor, video_file)
+    assert outcome["bf16"] == "torch.bfloat16" and outcome["device_map"] == "cpu"
+
+
+def test_installed_package_loads_without_trust_remote_code(hub_folder, video_file, tiny_model_and_processor):
+    loaded = [
+        AutoConfig.from_pretrained(hub_folder),
+        AutoModel.from_pretrained(hub_folder),
+        AutoModelForMultimodalLM.from_pretrained(hub_folder),
+        AutoVideoProcessor.from_pretrained(hub_folder),
+    ]
+    model = AutoModelForImageTextToText.from_pretrained(hub_folder).eval()
+    processor = AutoProcessor.from_pretrained(hub_folder)
+    for obj in loaded + [model, processor]:
+        assert type(obj).__module__.startswith("storm_hf."), type(obj)
+    assert greedy_tokens(model, processor, video_file) == greedy_tokens(*tiny_model_and_processor, video_file)
+
+
+def test_installed_package_serves_the_pipeline_task(hub_folder, video_file):
+    pipe = pipeline("video-text-to-text", model=str(hub_folder))
+    assert type(pipe).__module__ == "storm_hf.processors.pipeline_storm"
+    [result] = pipe(text=QUESTION, videos=str(video_file), num_frames=FRAMES, max_new_tokens=3)
+    assert isinstance(result["generated_text"], str)

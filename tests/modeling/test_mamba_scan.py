@@ -1,0 +1,405 @@
+"""The selective scan and causal convolution: fast paths against the reference loops, dispatch, kernel contract."""
+
+import itertools
+import math
+import subprocess
+import sys
+import types
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from storm_hf.modeling import mamba_scan
+from storm_hf.modeling.mamba_scan import (
+    causal_conv1d,
+    causal_conv1d_reference,
+    selective_scan,
+    selective_scan_blocked,
+    selective_scan_reference,
+)
+
+EXACT = 1e-5  # fp32: both paths do the same fp32 math in another order
+
+
+def make_inputs(batch, dim, d_state, length, groups=None, dtype=torch.float32, seed=0, dt_scale=0.5, A_noise=0.0):
+    """Values as in a Mamba layer at initialisation: A = -exp(A_log) with A_log = log(1..d_state), and a dt bias
+    such that softplus(bias) is log-uniform in [0.001, 0.1]; delta is the input-dependent part added to it.
+    `groups=None` gives B and C as (batch, d_state, L), otherwise (batch, groups, d_state, L)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen)
+
+    dt0 = torch.exp(torch.rand(dim, generator=gen) * (math.log(0.1) - math.log(0.001)) + math.log(0.001))
+    A_log = torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(dim, 1) + A_noise * randn(dim, d_state)
+    BC_shape = (batch, d_state, length) if groups is None else (batch, groups, d_state, length)
+    return dict(
+        u=randn(batch, dim, length).to(dtype),
+        delta=(dt_scale * randn(batch, dim, length)).to(dtype),
+        A=-torch.exp(A_log),
+        B=randn(*BC_shape).to(dtype),
+        C=randn(*BC_shape).to(dtype),
+        D=randn(dim),
+        z=randn(batch, dim, length).to(dtype),
+        delta_bias=dt0 + torch.log(-torch.expm1(-dt0)),  # inverse of softplus
+        delta_softplus=True,
+    )
+
+
+def assert_exact(actual, expected):
+    """Max abs diff within EXACT, and relative to the largest value within EXACT too."""
+    diff = (actual.float() - expected.float()).abs().max().item()
+    scale = expected.float().abs().max().item()
+    assert diff <= EXACT, f"max abs diff {diff:.3g} > {EXACT}"
+    assert diff <= EXACT * max(scale, 1.0), f"relative diff {diff / scale:.3g}"
+
+
+# batch, dim, d_state, length, groups (None: B and C without a groups axis). The blocked scan's chunk is 16 steps.
+SHAPES = [
+    (1, 4, 1, 1, None),
+    (1, 4, 16, 5, None),  # shorter than a chunk
+    (2, 8, 4, 16, None),  # exactly one chunk
+    (3, 16, 8, 17, 1),  # one step past a chunk
+    (2, 6, 2, 33, 2),
+    (3, 12, 3, 48, 2),
+    (2, 32, 16, 100, 2),
+    (1, 64, 16, 257, 2),
+    (1, 64, 16, 300, None),
+]
+
+
+@pytest.mark.parametrize("batch, dim, d_state, length, groups", SHAPES)
+def test_blocked_matches_reference_fp32(batch, dim, d_state, length, groups):
+    inputs = make_inputs(batch, dim, d_state, length, groups)
+    y, state = selective_scan_blocked(**inputs, return_last_state=True)
+    y_ref, state_ref = selective_scan_reference(**inputs, return_last_state=True)
+    assert y.shape == (batch, dim, length) and y.dtype == torch.float32
+    assert state.shape == (batch, dim, d_state) and state.dtype == torch.float32
+    assert_exact(y, y_ref)
+    assert_exact(state, state_ref)
+
+
+def test_blocked_matches_reference_with_learned_A_and_large_steps():
+    # A away from its initial structure, and steps up to ~3 so that some exp(dt A) underflow towards 0
+    inputs = make_inputs(2, 32, 16, 70, groups=2, dt_scale=3.0, A_noise=1.0)
+    y, state = selective_scan_blocked(**inputs, return_last_state=True)
+    y_ref, state_ref = selective_scan_reference(**inputs, return_last_state=True)
+    assert_exact(y, y_ref)
+    assert_exact(state, state_ref)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 16, 64])
+def test_blocked_chunk_size_does_not_change_the_result(chunk_size):
+    inputs = make_inputs(2, 16, 8, 50, groups=2)
+    assert_exact(selective_scan_blocked(**inputs, chunk_size=chunk_size), selective_scan_reference(**inputs))
+
+
+@pytest.mark.parametrize("use_D, use_z, use_bias, softplus", list(itertools.product([False, True], repeat=4)))
+def test_optional_arguments(use_D, use_z, use_bias, softplus):
+    inputs = make_inputs(2, 8, 4, 37, groups=2)
+    inputs.update(
+        D=inputs["D"] if use_D else None,
+        z=inputs["z"] if use_z else None,
+        delta_bias=inputs["delta_bias"] if use_bias else None,
+        delta_softplus=softplus,
+    )
+    if not softplus:  # without softplus, delta (+ bias) must be a positive step by itself
+        inputs["delta"] = F.softplus(inputs["delta"] - 3.0)
+        if use_bias:
+            inputs["delta_bias"] = 0.05 * torch.rand(8)
+    assert_exact(selective_scan_blocked(**inputs), selective_scan_reference(**inputs))
+    assert_exact(selective_scan(**inputs), selective_scan_reference(**inputs))
+
+
+@pytest.mark.parametrize("batch, dim, d_state, length, groups", [SHAPES[2], SHAPES[4], SHAPES[7]])
+def test_blocked_matches_reference_bf16_inputs(batch, dim, d_state, length, groups):
+    # Both paths read the same bf16 values and do fp32 math, so before the final rounding they agree to ~1e-6. That
+    # difference can move a value across a bf16 rounding boundary: one bf16 ulp, at most 2**-7 relative (8
+    # significant bits). Hence rtol 2**-7 plus the fp32 agreement as atol. The last state is fp32: exact.
+    inputs = make_inputs(batch, dim, d_state, length, groups, dtype=torch.bfloat16)
+    y, state = selective_scan_blocked(**inputs, return_last_state=True)
+    y_ref, state_ref = selective_scan_reference(**inputs, return_last_state=True)
+    assert y.dtype == torch.bfloat16 and state.dtype == torch.float32
+    torch.testing.assert_close(y.float(), y_ref.float(), rtol=2**-7, atol=EXACT)
+    assert_exact(state, state_ref)
+
+
+def test_blocked_gradients_match_reference():
+    inputs = make_inputs(2, 16, 4, 40, groups=2)
+    names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"]
+    for name in names:
+        inputs[name].requires_grad_(True)
+    weights = torch.randn(2, 16, 40)
+    grads = torch.autograd.grad((selective_scan_blocked(**inputs) * weights).sum(), [inputs[n] for n in names])
+    grads_ref = torch.autograd.grad((selective_scan_reference(**inputs) * weights).sum(), [inputs[n] for n in names])
+    for name, grad, grad_ref in zip(names, grads, grads_ref):
+        torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-5, msg=f"gradient of {name}")
+
+
+def test_blocked_matches_transformers_recurrent_path():
+    modeling_mamba = pytest.importorskip("transformers.models.mamba.modeling_mamba")
+    if not hasattr(modeling_mamba, "mamba_selective_scan"):
+        pytest.skip("this transformers version has no mamba_selective_scan")
+    inputs = make_inputs(2, 32, 16, 70)  # transformers takes B and C without a groups axis
+    y, state = selective_scan_blocked(**inputs, return_last_state=True)
+    y_hf, state_hf = modeling_mamba.mamba_selective_scan(
+        inputs["u"],
+        inputs["delta"],
+        inputs["A"],
+        inputs["B"],
+        inputs["C"],
+        inputs["D"],
+        inputs["z"],
+        inputs["delta_bias"],
+        delta_softplus=True,
+        return_last_state=True,
+        use_mambapy=False,
+        use_associative_scan=False,
+    )
+    assert_exact(y, y_hf)
+    assert_exact(state, state_hf)
+
+
+def test_fast_softplus_matches_softplus():
+    x = torch.linspace(-40.0, 40.0, 200_001)
+    expected = F.softplus(x.double())
+    relative = ((mamba_scan._softplus(x).double() - expected).abs() / expected).max().item()
+    assert relative < 3e-7  # a few fp32 roundings (eps = 1.2e-7)
+
+
+@pytest.mark.parametrize("fn", [selective_scan_blocked, selective_scan_reference, selective_scan])
+def test_groups_must_divide_dim(fn):
+    inputs = make_inputs(1, 6, 4, 10, groups=4)
+    with pytest.raises(ValueError, match="not divisible"):
+        fn(**inputs)
+
+
+def test_B_with_wrong_length_is_rejected():
+    inputs = make_inputs(1, 8, 4, 10)
+    inputs["B"] = inputs["B"][..., :-1]
+    with pytest.raises(ValueError, match="B must be"):
+        selective_scan(**inputs)
+
+
+# ----------------------------------------------------------------------------------------------- causal convolution
+
+
+def causal_conv_loop(x, weight, bias, activation):
+    """out[b, d, t] = bias[d] + sum_k weight[d, k] * x[b, d, t - (width - 1) + k], with x = 0 before t = 0."""
+    batch, dim, length = x.shape
+    width = weight.shape[1]
+    x, weight = x.double(), weight.double()
+    out = torch.zeros(batch, dim, length, dtype=torch.float64)
+    for t in range(length):
+        for k in range(width):
+            source = t - (width - 1) + k
+            if source >= 0:
+                out[:, :, t] += weight[:, k] * x[:, :, source]
+    if bias is not None:
+        out += bias.double()[:, None]
+    return F.silu(out) if activation == "silu" else out
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+@pytest.mark.parametrize("length", [1, 3, 20])
+@pytest.mark.parametrize("use_bias, activation", [(True, "silu"), (False, None), (True, None)])
+def test_causal_conv_matches_explicit_loop(width, length, use_bias, activation):
+    gen = torch.Generator().manual_seed(width * 100 + length)
+    x = torch.randn(2, 6, length, generator=gen)
+    weight = torch.randn(6, width, generator=gen)
+    bias = torch.randn(6, generator=gen) if use_bias else None
+    expected = causal_conv_loop(x, weight, bias, activation)
+    for fn in (causal_conv1d_reference, causal_conv1d):
+        out = fn(x, weight, bias, activation=activation)
+        assert out.shape == x.shape and out.dtype == x.dtype
+        assert (out.double() - expected).abs().max().item() < 1e-5
+
+
+def test_causal_conv_bf16_input_keeps_dtype_and_computes_in_fp32():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 30, generator=gen).bfloat16()
+    weight, bias = torch.randn(8, 4, generator=gen), torch.randn(8, generator=gen)  # fp32 parameters
+    out = causal_conv1d(x, weight, bias, activation="silu")
+    assert out.dtype == torch.bfloat16
+    # exact math on the bf16 values, then one rounding to bf16: at most one bf16 ulp (2**-7 relative) apart
+    expected = causal_conv_loop(x, weight, bias, "silu")
+    torch.testing.assert_close(out.double(), expected, rtol=2**-7, atol=1e-5)
+
+
+def test_causal_conv_rejects_bad_arguments():
+    x, weight = torch.randn(1, 4, 8), torch.randn(4, 3)
+    with pytest.raises(ValueError, match="activation"):
+        causal_conv1d(x, weight, activation="relu")
+    with pytest.raises(ValueError, match="weight must be"):
+        causal_conv1d(x, weight.unsqueeze(1))
+
+
+# --------------------------------------------------------------------------------------------------------- dispatch
+
+
+def test_cpu_tensors_never_look_for_kernels(monkeypatch):
+    def no_kernel_lookup(module, name):
+        raise AssertionError(f"looked up {module}.{name} for CPU tensors")
+
+    monkeypatch.setattr(mamba_scan, "_kernel", no_kernel_lookup)
+    inputs = make_inputs(1, 8, 4, 10)
+    assert_exact(selective_scan(**inputs), selective_scan_reference(**inputs))
+    x, weight = torch.randn(1, 8, 10), torch.randn(8, 4)
+    assert torch.equal(causal_conv1d(x, weight), causal_conv1d_reference(x, weight))
+
+
+def test_importing_the_module_imports_no_kernel():
+    # A fresh interpreter where importing either kernel package fails loudly, then the module is loaded.
+    script = f"""
+import importlib.abc, importlib.util, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("mamba_ssm", "causal_conv1d", "selective_scan_cuda", "causal_conv1d_cuda"):
+            raise AssertionError("imported " + name)
+sys.meta_path.insert(0, Refuse())
+spec = importlib.util.spec_from_file_location("mamba_scan", {mamba_scan.__file__!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print("ok", module.selective_scan.__name__)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok selective_scan"
+
+
+def test_missing_kernel_warns_once_with_the_reason(monkeypatch):
+    monkeypatch.setattr(mamba_scan, "_KERNELS", {})
+    monkeypatch.setattr(mamba_scan, "_WARNED", set())
+    cuda_tensor = types.SimpleNamespace(is_cuda=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            assert mamba_scan._use_kernel(cuda_tensor, "storm_hf_absent_kernel", "fn", "absent-kernel") is None
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "absent-kernel" in message and "ModuleNotFoundError" in message and "pip install" in message
+
+
+def fake_selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                           return_last_state=False):
+    """mamba_ssm's selective_scan_fn with the checks of its C++ entry point (selective_scan.cpp), on CPU."""
+    assert u.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    assert delta.dtype == u.dtype and B.dtype == u.dtype and C.dtype == u.dtype
+    assert A.dtype == torch.float32 and A.shape == (u.shape[1], B.shape[-2])
+    for tensor in (D, delta_bias):
+        assert tensor is None or (tensor.dtype == torch.float32 and tensor.stride(-1) == 1)
+    assert z is None or z.dtype == u.dtype
+    return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def fake_causal_conv1d_fn(x, weight, bias=None, seq_idx=None, initial_states=None, return_final_states=False,
+                          final_states_out=None, activation=None):
+    """causal_conv1d's causal_conv1d_fn with the checks of its C++ entry point (causal_conv1d.cpp), on CPU."""
+    assert x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    assert weight.shape == (x.shape[1], weight.shape[-1]) and 2 <= weight.shape[-1] <= 4
+    assert bias is None or (bias.dtype == weight.dtype and bias.stride(-1) == 1)
+    assert x.stride(2) == 1 or x.stride(1) == 1
+    assert activation in (None, "silu", "swish")
+    return causal_conv1d_reference(x, weight, bias, activation)
+
+
+@pytest.fixture
+def fake_kernels(monkeypatch):
+    """Route the kernel dispatch to the fakes whatever the device; records which kernels ran."""
+    calls = []
+    fakes = {"selective_scan_fn": fake_selective_scan_fn, "causal_conv1d_fn": fake_causal_conv1d_fn}
+
+    def use_kernel(tensor, module, name, package):
+        calls.append(name)
+        return fakes[name]
+
+    monkeypatch.setattr(mamba_scan, "_use_kernel", use_kernel)
+    return calls
+
+
+def test_scan_kernel_receives_its_dtypes(fake_kernels):
+    # As in a bf16 model: u, z bf16; delta, B, C computed in fp32; A, D, delta_bias fp32 parameters.
+    inputs = make_inputs(2, 16, 8, 30, groups=2)
+    inputs["u"], inputs["z"] = inputs["u"].bfloat16(), inputs["z"].bfloat16()
+    y, state = selective_scan(**inputs, return_last_state=True)
+    assert fake_kernels == ["selective_scan_fn"]
+    assert y.dtype == torch.bfloat16 and state.dtype == torch.float32
+    inputs.update(delta=inputs["delta"].bfloat16(), B=inputs["B"].bfloat16(), C=inputs["C"].bfloat16())
+    torch.testing.assert_close(y, selective_scan_reference(**inputs), rtol=0, atol=0)
+
+
+def test_scan_kernel_is_skipped_for_what_it_does_not_support(fake_kernels):
+    inputs = make_inputs(1, 8, 4, 12)
+    inputs.update({k: v.double() for k, v in inputs.items() if k in ("u", "delta", "B", "C", "z")})
+    assert selective_scan(**inputs).dtype == torch.float64  # float64: pure PyTorch path
+    assert fake_kernels == []
+
+
+def test_conv_kernel_receives_its_layout_and_dtypes(fake_kernels):
+    x = torch.randn(2, 8, 40)[..., ::2].bfloat16()  # stride 2 along L: the kernel needs a copy
+    weight, bias = torch.randn(8, 4), torch.randn(8).bfloat16()
+    out = causal_conv1d(x, weight, bias, activation="silu")
+    assert fake_kernels == ["causal_conv1d_fn"] and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, causal_conv1d_reference(x, weight, bias.float(), "silu"), rtol=0, atol=0)
+    causal_conv1d(x, torch.randn(8, 5))  # width 5: not supported by the kernel
+    assert fake_kernels == ["causal_conv1d_fn"]
+
+
+# ------------------------------------------------------------------------------------------------------------- CUDA
+
+
+def _skip_without_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+
+
+def _skip_without_kernel(module, name, package):
+    _skip_without_cuda()
+    kernel, reason = mamba_scan._kernel(module, name)
+    if kernel is None:
+        pytest.skip(f"{package} not installed or not importable ({reason})")
+
+
+class TestCUDA:
+    """mamba_ssm's own tests bound its kernel against a reference by rtol/atol 6e-4/2e-3 in fp32, 3e-2/5e-2 in bf16
+    (different summation order, fast exp on the GPU); the same bounds apply here."""
+
+    TOLERANCES = {torch.float32: dict(rtol=6e-4, atol=2e-3), torch.bfloat16: dict(rtol=3e-2, atol=5e-2)}
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+    @pytest.mark.parametrize("batch, dim, d_state, length, groups", [(2, 64, 16, 300, None), (1, 128, 16, 4100, 2)])
+    def test_scan_kernel_matches_reference(self, dtype, batch, dim, d_state, length, groups):
+        _skip_without_kernel("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn", "mamba_ssm")
+        inputs = {
+            k: v.cuda() if isinstance(v, torch.Tensor) else v
+            for k, v in make_inputs(batch, dim, d_state, length, groups, dtype=dtype).items()
+        }
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the kernel is there: no fallback warning
+            y, state = selective_scan(**inputs, return_last_state=True)
+        y_ref, state_ref = selective_scan_reference(**inputs, return_last_state=True)
+        assert y.dtype == dtype and state.dtype == torch.float32
+        torch.testing.assert_close(y.float(), y_ref.float(), **self.TOLERANCES[dtype])
+        torch.testing.assert_close(state, state_ref, **self.TOLERANCES[dtype])
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+    @pytest.mark.parametrize("width", [2, 3, 4])
+    def test_conv_kernel_matches_reference(self, dtype, width):
+        _skip_without_kernel("causal_conv1d", "causal_conv1d_fn", "causal_conv1d")
+        x = torch.randn(2, 64, 300, device="cuda").to(dtype)
+        weight, bias = torch.randn(64, width, device="cuda"), torch.randn(64, device="cuda")
+        out = causal_conv1d(x, weight, bias, activation="silu")
+        assert out.dtype == dtype
+        torch.testing.assert_close(
+            out.float(), causal_conv1d_reference(x, weight, bias, "silu").float(), **self.TOLERANCES[dtype]
+        )
+
+    def test_blocked_scan_on_cuda_matches_reference(self):
+        _skip_without_cuda()
+        inputs = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in make_inputs(2, 64, 16, 300, 2).items()}
+        y, state = selective_scan_blocked(**inputs, return_last_state=True)
+        y_ref, state_ref = selective_scan_reference(**inputs, return_last_state=True)
+        torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=EXACT)
+        torch.testing.assert_close(state, state_ref, rtol=1e-5, atol=EXACT)
