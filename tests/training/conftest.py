@@ -7,7 +7,6 @@ far longer than the others (for the max-length tests).
 
 import json
 
-import numpy as np
 import PIL.Image
 import pytest
 import torch
@@ -18,70 +17,7 @@ from storm_hf.processors.processing_storm import StormProcessor
 from storm_hf.processors.video_processing_storm import StormVideoProcessor
 from storm_hf.tokenization import build_tokenizer
 from storm_hf.training.data import StormDataCollator, load_training_dataset
-
-NUM_FRAMES = 8
-LONG_QUESTION = "Describe every frame of the clip, " + "and the red square in each one, " * 40
-
-
-def user(*content):
-    return {"role": "user", "content": list(content)}
-
-
-def assistant(text):
-    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
-
-
-def text(value):
-    return {"type": "text", "text": value}
-
-
-VIDEO, IMAGE = {"type": "video"}, {"type": "image"}
-ROWS = [
-    {
-        "id": "left",
-        "video": "videos/left.mp4",
-        "messages": [user(VIDEO, text("Which way does the red square move?")), assistant("left")],
-    },
-    {
-        "id": "two-turns",
-        "video": "videos/up.mp4",
-        "messages": [
-            user(VIDEO, text("What colour is the square?")),
-            assistant("red"),
-            user(text("Which way does it move?")),
-            assistant("up"),
-        ],
-    },
-    {
-        "id": "short",
-        "video": "videos/short.mp4",
-        "messages": [user(VIDEO, text("How many frames are bright?")), assistant("two")],
-    },
-    {
-        "id": "image",
-        "image": "images/blue.png",
-        "messages": [user(IMAGE, text("What colour is the shape?")), assistant("blue")],
-    },
-    {"id": "long", "video": "videos/left.mp4", "messages": [user(VIDEO, text(LONG_QUESTION)), assistant("left")]},
-]
-
-
-def moving_square(num_frames: int, dx: int, dy: int, colour=(220, 30, 30)) -> np.ndarray:
-    """(T, 32, 32, 3) uint8: an 8 px square moving by (dx, dy) px per frame on grey."""
-    frames = np.full((num_frames, 32, 32, 3), 90, dtype=np.uint8)
-    for t in range(num_frames):
-        x, y = 12 + dx * t, 12 + dy * t
-        frames[t, max(y, 0) : y + 8, max(x, 0) : x + 8] = colour
-    return frames
-
-
-def _corpus() -> list[str]:
-    texts = ["You are a helpful assistant.", "system user assistant"]
-    for row in ROWS:
-        for message in row["messages"]:
-            texts += [item["text"] for item in message["content"] if item["type"] == "text"]
-    return texts
-
+from training_rows import NUM_FRAMES, ROWS, corpus, moving_square
 
 @pytest.fixture(scope="session")
 def data_file(tmp_path_factory):
@@ -107,7 +43,7 @@ def processor():
     video_processor = StormVideoProcessor(
         size={"height": 32, "width": 32}, patch_size=8, downsample=2, temporal_pool_size=4
     )
-    return StormProcessor(video_processor, build_tokenizer(_corpus(), vocab_size=320))
+    return StormProcessor(video_processor, build_tokenizer(corpus(), vocab_size=320))
 
 
 @pytest.fixture

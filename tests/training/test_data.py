@@ -8,7 +8,7 @@ import torch
 
 from storm_hf.training.data import IGNORE_INDEX, StormDataCollator, build_conversation, load_training_dataset
 
-from conftest import NUM_FRAMES, ROWS
+from training_rows import NUM_FRAMES, ROWS
 
 FRAMES = {"num_frames": NUM_FRAMES}
 

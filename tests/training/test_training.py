@@ -16,7 +16,7 @@ from storm_hf.training.arguments import StormTrainingArguments
 from storm_hf.training.data import StormDataCollator
 from storm_hf.training.trainer import build_trainer, save_trained
 
-from conftest import NUM_FRAMES
+from training_rows import NUM_FRAMES
 
 
 def training_args(tmp_path, **overrides) -> StormTrainingArguments:
