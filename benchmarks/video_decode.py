@@ -184,7 +184,7 @@ def main() -> None:
             "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(),
             "av": av.__version__,
-            "ffmpeg": ".".join(map(str, av.library_versions["libavcodec"])),
+            "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
             "transformers": transformers.__version__,
             "decord": getattr(decord, "__version__", None),
         },

@@ -6,12 +6,15 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
+    "demo": ("storm_hf.commands.demo", "Ask the shipped tiny STORM about a fresh synthetic video or your own"),
     "make-data": ("storm_hf.commands.make_data", "Render the synthetic temporal video QA dataset (videos + JSONL)"),
     "convert": ("storm_hf.commands.convert", "Convert a STORM research checkpoint (VILA layout) to a Hub folder"),
     "export": ("storm_hf.commands.export", "Write a saved STORM model and processor as a Hub-ready folder"),
     "init": ("storm_hf.commands.init", "Assemble a trainable STORM from a pretrained SigLIP model and a causal LM"),
     "train": ("storm_hf.commands.train", "Train on video instruction data: the align or sft stage, or LoRA"),
     "merge-lora": ("storm_hf.commands.merge_lora", "Merge a trained LoRA adapter into its base model (a Hub folder)"),
+    "train-tiny": ("storm_hf.commands.train_tiny", "Train the tiny STORM (or its no-Mamba baseline) from scratch"),
+    "evaluate-tiny": ("storm_hf.commands.evaluate_tiny", "Score tiny STORMs per question type, frame count and stride"),
     "benchmark": ("storm_hf.commands.benchmark", "Measure end-to-end latency, tokens and memory (benchmark e2e)"),
 }
 

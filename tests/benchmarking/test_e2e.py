@@ -5,6 +5,7 @@ import json
 import pytest
 
 from storm_hf.benchmarking.scales import SCALES, SETTINGS, build_config
+from storm_hf.benchmarking.stages import STAGES
 from storm_hf.benchmarking.tokens import count_tokens
 from storm_hf.cli import main
 
@@ -15,7 +16,7 @@ NEW_TOKENS = 2
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     code = main(
-        ["benchmark", "e2e", "--scale", "tiny", "--frames", "8", "16", "--repeats", "2", "--new-tokens", str(NEW_TOKENS),
+        ["benchmark", "e2e", "--scale", "tiny", "--frames", "4", "8", "--repeats", "2", "--new-tokens", str(NEW_TOKENS),
          "--memory-frames", "8", "16", "--video-seconds", "1", "--in-process", "--out", str(out)]
     )  # fmt: skip
     assert code == 0
@@ -26,24 +27,24 @@ def test_results_file_has_every_setting_at_every_frame_count(tiny_run):
     results = json.loads((tiny_run / "e2e-tiny-cpu.json").read_text())
     assert results["scale"] == "tiny" and results["device"] == "cpu"
     assert sorted((r["frames"], r["setting"]) for r in results["runs"]) == sorted(
-        (frames, name) for frames in (8, 16) for name in SETTINGS
+        (frames, name) for frames in (4, 8) for name in SETTINGS
     )
     for run in results["runs"]:
-        seconds = run["seconds"]
-        assert all(seconds[stage] > 0 for stage in ("decode", "vision", "temporal", "prefill", "generation"))
+        seconds, each = run["seconds"], run["seconds_each"]
         assert seconds["total"] == pytest.approx(seconds["decode"] + seconds["generate"])
-        assert seconds["ttft"] == pytest.approx(seconds["decode"] + seconds["vision"] + seconds["temporal"] + seconds["prefill"])
-        # the stages tile the generate call
-        stages = seconds["vision"] + seconds["temporal"] + seconds["prefill"] + seconds["generation"]
-        assert all(len(values) == 2 for values in run["seconds_each"].values())
-        assert stages <= seconds["generate"] * 1.01
+        first_token = seconds["decode"] + seconds["vision"] + seconds["temporal"] + seconds["prefill"]
+        assert seconds["ttft"] == pytest.approx(first_token)
+        # every stage was seen in every run, and together they tile the generate call
+        assert all(len(each[key]) == 2 for key in ("generate", *STAGES))
+        for index, whole in enumerate(each["generate"]):
+            assert sum(each[stage][index] for stage in STAGES) == pytest.approx(whole, rel=0.05, abs=0.01)
         setting = SETTINGS[run["setting"]]
         expected = count_tokens(build_config(SCALES["tiny"], setting), setting, run["frames"])
         assert run["tokens"] == expected.as_dict()
         # the cache holds the prompt and every generated token but the last
         assert run["kv_cache"]["tokens"] == run["prompt_tokens"] + NEW_TOKENS - 1
         assert run["kv_cache"]["bytes"] > 0 and run["memory"]["peak_bytes"] >= run["memory"]["after_build_bytes"]
-    assert results["speedups"]["16"]["storm"]["vs_storm"] == pytest.approx(1.0)
+    assert results["speedups"]["8"]["storm"]["vs_storm"] == pytest.approx(1.0)
     assert [probe["frames"] for probe in results["memory"]["probes"]] == [8, 16]
     per_frame = results["memory"]["per_frame_bytes"]
     # tiny scale: 4x4 patches of 32 fp32 channels per frame; 2x2 tokens of 64 channels enter the temporal encoder
@@ -56,10 +57,12 @@ def test_plot_is_a_png(tiny_run):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
-def test_a_measurement_in_a_fresh_process_matches_the_accounting(tmp_path):
+def test_a_measurement_in_a_fresh_process_matches_the_accounting():
     from storm_hf.benchmarking.e2e import run_e2e
 
-    results = run_e2e("tiny", frames=[8], settings=["k4-s2"], repeats=1, new_tokens=NEW_TOKENS, memory_frames=[], video_seconds=1, log=lambda _: None)
+    results = run_e2e(
+        "tiny", [8], ["k4-s2"], repeats=1, new_tokens=NEW_TOKENS, memory_frames=[], video_seconds=1, log=lambda _: None
+    )
     (run,) = results["runs"]
     assert results["options"]["isolated_processes"]
     assert run["tokens"]["video_tokens"] == 4 and run["tokens"]["llm_visual_tokens"] == 5  # 1 slot of 2x2 tokens + "\n"
@@ -76,6 +79,6 @@ def test_a_measurement_in_a_fresh_process_matches_the_accounting(tmp_path):
     ],
 )
 def test_bad_options_are_refused_with_the_reason(arguments, message, capsys, tmp_path):
-    base = ["benchmark", "e2e", "--scale", "tiny", "--frames", "8", "--memory-frames", "--in-process", "--out", str(tmp_path)]
-    assert main(base + arguments) == 2
+    base = ["benchmark", "e2e", "--scale", "tiny", "--frames", "8", "--memory-frames", "--in-process"]
+    assert main([*base, "--out", str(tmp_path), *arguments]) == 2
     assert message in capsys.readouterr().err

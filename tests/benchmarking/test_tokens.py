@@ -53,10 +53,24 @@ def test_prompt_layout_is_the_processors(name):
     tokenizer = build_tokenizer(["Describe the video.\nWhat happens next?"], vocab_size=300)
     processor = StormProcessor(video_processor_for(config), tokenizer)
     frames = np.zeros((8, 32, 32, 3), np.uint8)
-    out = processor(text="<|video_pad|>", videos=frames, num_frames=8, temporal_sampling_stride=setting.temporal_sampling_stride)
+    stride = setting.temporal_sampling_stride
+    out = processor(text="<|video_pad|>", videos=frames, num_frames=8, temporal_sampling_stride=stride)
     theirs = out["input_ids"][0]
     # the benchmark's video part, in the processor's token ids
     ours = prompt_ids(config, count_tokens(config, setting, 8))[0].tolist()
     mapping = {config.video_token_id: processor.video_token_id, SEPARATOR_ID: processor.frame_separator_id}
     ours_video = [mapping[t] for t in ours if t in mapping]
     assert ours_video == list(theirs)
+
+
+def test_paper_scale_reproduces_the_papers_token_table():
+    """STORM_SPEC section 2: 256 video tokens per frame before reduction, at 32 / 128 / 256 frames."""
+    table = {
+        "storm": (8_192, 32_768, 65_536),
+        "k4": (2_048, 8_192, 16_384),
+        "k4-s2": (1_024, 4_096, 8_192),
+        "k4-spatial4": (512, 2_048, 4_096),
+    }
+    for name, row in table.items():
+        config = build_config(SCALES["paper"], SETTINGS[name])
+        assert tuple(count_tokens(config, SETTINGS[name], frames).video_tokens for frames in (32, 128, 256)) == row

@@ -52,8 +52,8 @@ def test_video_and_image_tokens_equal_model_features(tiny_config, tokenizer, k, 
 def test_generate_takes_the_processor_output_as_is(tiny_config, tokenizer, make_video):
     model, processor = tiny_pair(tiny_config, tokenizer, k=2, p=1)
     conversations = [
-        [{"role": "user", "content": [{"type": "video", "path": str(make_video(60))}, {"type": "text", "text": "Why?"}]}],
-        [{"role": "user", "content": [{"type": "video", "path": str(make_video(5))}, {"type": "text", "text": "Hm?"}]}],
+        [{"role": "user", "content": [{"type": "video", "path": str(make_video(frames))}, {"type": "text", "text": q}]}]
+        for frames, q in ((60, "Why?"), (5, "Hm?"))
     ]
     inputs = processor.apply_chat_template(
         conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",

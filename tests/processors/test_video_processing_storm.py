@@ -52,7 +52,8 @@ def test_fps_sampling_at_a_variable_frame_rate(video_processor, make_video, vfr_
 
 
 def test_num_frames_must_be_a_multiple_of_the_temporal_pool(video_processor, make_video):
-    with pytest.raises(ValueError, match=re.escape("num_frames=7 is not a multiple of the model's temporal pool size 2; use 6 or 8")):
+    message = "num_frames=7 is not a multiple of the model's temporal pool size 2; use 6 or 8"
+    with pytest.raises(ValueError, match=re.escape(message)):
         video_processor(make_video(60), num_frames=7)
     with pytest.raises(ValueError, match=re.escape("use 4 or 8")):
         StormVideoProcessor(temporal_pool_size=4).sample_frames(StormVideoMetadata(total_num_frames=60), num_frames=6)

@@ -1,10 +1,12 @@
 """End to end, side by side: every setting on the same decoded frames, at every frame count, in one run.
 
-Per frame count the video is decoded once (timed); each (setting, frame count) is then measured in a fresh
-process (`runner.measure_generate`), and the memory that grows with frames is probed separately on longer clips
-(`runner.measure_features`). The paper's own figures travel with the results for comparison.
+Per frame count the video is decoded once (timed); every setting then runs on that clip in a session of its own
+(`runner.GenerateSession`, in a fresh process by default), the sessions' runs taken in turn. The memory that grows
+with frames is probed separately on longer clips (`runner.FeatureSession`). The paper's own figures travel with
+the results for comparison.
 """
 
+import functools
 import os
 import statistics
 import tempfile
@@ -15,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .report import machine_info
-from .runner import run, run_isolated
+from .runner import measure_side_by_side
 from .scales import SCALES, SETTINGS, build_config, shape_summary
 from .tokens import video_processor_for
 from .video import decode, write_test_video
@@ -70,8 +72,8 @@ def _speedups(runs: list[dict]) -> dict:
     totals = {(r["frames"], r["setting"]): r["seconds"]["total"] for r in runs}
     out = {}
     for (frames, name), total in totals.items():
-        ratios = {f"vs_{ref}": totals[(frames, ref)] / total for ref in ("storm", "baseline") if (frames, ref) in totals}
-        out.setdefault(str(frames), {})[name] = ratios
+        references = [ref for ref in ("storm", "baseline") if (frames, ref) in totals]
+        out.setdefault(str(frames), {})[name] = {f"vs_{ref}": totals[(frames, ref)] / total for ref in references}
     return out
 
 
@@ -98,6 +100,40 @@ def _memory_summary(features: list[dict], runs: list[dict]) -> dict:
     return summary
 
 
+def _measure_runs(
+    measure, base: dict, processor, video: Path, frames: list[int], settings: list[str], folder: Path, log
+) -> list[dict]:
+    """Every setting at every frame count, on the same decoded clip per frame count; `base` is the shared spec."""
+    runs = []
+    for count in frames:
+        log(f"{count} frames: decoding, then {', '.join(settings)}")
+        pixels, decode_seconds = _time_decoding(processor, video, count, base["repeats"])
+        pixels_path = folder / f"frames-{count}.pt"
+        torch.save(pixels, pixels_path)
+        clip = {"kind": "generate", "pixels": str(pixels_path), "warmup_frames": min(WARMUP_FRAMES, count)}
+        specs = {name: {**base, **clip, "setting": SETTINGS[name].as_dict()} for name in settings}
+        results = measure(specs, base["repeats"])
+        runs += [{"setting": name, "frames": count, **_end_to_end(results[name], decode_seconds)} for name in settings]
+    return runs
+
+
+def _measure_feature_memory(measure, base: dict, memory_frames: list[int], log) -> list[dict]:
+    """One feature-memory probe per clip length, one after another."""
+    log(f"feature memory at {', '.join(map(str, memory_frames))} frames")
+    specs = {
+        str(count): {
+            **base,
+            "kind": "features",
+            "setting": SETTINGS[MEMORY_SETTING].as_dict(),
+            "frames": count,
+            "warmup_frames": min(WARMUP_FRAMES, count),
+        }
+        for count in memory_frames
+    }
+    results = measure(specs, 1, interleave=False)
+    return [results[str(count)] for count in memory_frames]
+
+
 def run_e2e(
     scale: str,
     frames: list[int],
@@ -111,59 +147,43 @@ def run_e2e(
     text: dict | None = None,
     video: str | None = None,
     video_seconds: float = 30.0,
+    threads: int | None = None,
     isolate: bool = True,
+    interleave: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Measure every setting at every frame count; returns the results (see docs/performance-e2e.md)."""
+    """Measure every setting at every frame count; returns the results (see docs/performance-e2e.md).
+
+    `isolate`: a fresh process per (setting, frame count). `interleave` (default: on the CPU, where several models
+    fit in memory): keep every setting's session open and take their runs in turn, rotating the order each round.
+    """
     if scale not in SCALES:
         raise ValueError(f"Unknown scale {scale!r}; choose one of {', '.join(SCALES)}.")
     unknown = [name for name in settings if name not in SETTINGS]
     if unknown:
         raise ValueError(f"Unknown settings {unknown}; choose among {', '.join(SETTINGS)}.")
-    _check_frames(frames + memory_frames, settings)
+    _check_frames(frames, settings)
+    _check_frames(memory_frames, [MEMORY_SETTING])
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or SCALES[scale].dtype
-    measure = run_isolated if isolate else run
-    common = {"scale": scale, "device": device, "dtype": dtype, "vision": vision, "text": text}
+    if threads:
+        torch.set_num_threads(threads)
+    interleave = torch.device(device).type == "cpu" if interleave is None else interleave
+    common = {"scale": scale, "device": device, "dtype": dtype, "vision": vision, "text": text, "threads": threads}
+    measure = functools.partial(measure_side_by_side, isolated=isolate, interleave=interleave, log=log)
     reference = build_config(SCALES[scale], SETTINGS["storm"], vision, text)
-    load_start = os.getloadavg()
-    started = time.perf_counter()
+    load_start, started = os.getloadavg(), time.perf_counter()
 
-    video_description = str(video) if video else f"synthetic {video_seconds:g} s 640x360 30 fps H.264"
-    runs = []
     with tempfile.TemporaryDirectory() as folder:
         if video is None:
             log(f"writing a {video_seconds:g} s 640x360 30 fps test video")
-            video = write_test_video(Path(folder) / "test.mp4", video_seconds)
+            source = write_test_video(Path(folder) / "test.mp4", video_seconds)
+        else:
+            source = Path(video)
+        base = {**common, "repeats": repeats, "new_tokens": new_tokens}
         processor = video_processor_for(reference)
-        for count in frames:
-            pixels, decode_seconds = _time_decoding(processor, Path(video), count, repeats)
-            pixels_path = Path(folder) / f"frames-{count}.pt"
-            torch.save(pixels, pixels_path)
-            for name in settings:
-                log(f"{count} frames, {name}")
-                spec = {
-                    **common,
-                    "kind": "generate",
-                    "setting": SETTINGS[name].as_dict(),
-                    "pixels": str(pixels_path),
-                    "warmup_frames": min(WARMUP_FRAMES, count),
-                    "repeats": repeats,
-                    "new_tokens": new_tokens,
-                }
-                runs.append({"setting": name, "frames": count, **_end_to_end(measure(spec), decode_seconds)})
-
-    features = []
-    for count in memory_frames:
-        log(f"feature memory at {count} frames")
-        spec = {
-            **common,
-            "kind": "features",
-            "setting": SETTINGS[MEMORY_SETTING].as_dict(),
-            "frames": count,
-            "warmup_frames": min(WARMUP_FRAMES, count),
-        }
-        features.append(measure(spec))
+        runs = _measure_runs(measure, base, processor, source, frames, settings, Path(folder), log)
+    probes = _measure_feature_memory(measure, common, memory_frames, log)
 
     return {
         "benchmark": "e2e",
@@ -171,7 +191,11 @@ def run_e2e(
         "scale_description": SCALES[scale].description,
         "device": torch.device(device).type,
         "dtype": dtype,
-        "machine": {**machine_info(device), "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()},
+        "machine": {
+            **machine_info(device),
+            "load_average_at_start": load_start,
+            "load_average_at_end": os.getloadavg(),
+        },
         "shapes": shape_summary(reference),
         "options": {
             "frames": frames,
@@ -179,13 +203,14 @@ def run_e2e(
             "repeats": repeats,
             "new_tokens": new_tokens,
             "memory_frames": memory_frames,
-            "video": video_description,
+            "video": video or f"synthetic {video_seconds:g} s 640x360 30 fps H.264",
             "isolated_processes": isolate,
+            "interleaved_runs": interleave,
         },
         "settings": {name: SETTINGS[name].as_dict() for name in settings},
         "runs": runs,
         "speedups": _speedups(runs),
-        "memory": _memory_summary(features, runs),
+        "memory": _memory_summary(probes, runs),
         "paper": PAPER,
         "wall_seconds": time.perf_counter() - started,
     }

@@ -16,7 +16,8 @@ def machine_info(device: str) -> dict:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         cpu = names[0] if names else cpu
     info = {
         "cpu": cpu,
@@ -108,6 +109,7 @@ def plot(results: dict, path: Path) -> None:
     left.set_xticks(frames, [str(f) for f in frames])
     left.set_xlabel("frames")
     left.set_ylabel("end-to-end seconds")
+    left.set_ylim(bottom=0)
     left.set_title("Latency against frames")
     left.grid(alpha=0.3)
     left.legend()
@@ -120,9 +122,10 @@ def plot(results: dict, path: Path) -> None:
         bottom = [b + s for b, s in zip(bottom, shares)]
     right.set_ylabel("share of the total")
     right.set_title(f"Stage shares at {frames[-1]} frames")
-    right.legend()
+    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     right.tick_params(axis="x", rotation=20)
-    machine = results["machine"].get("gpu") or f"{results['machine']['cpu']}, {results['machine']['cpu_cores']} cores"
+    info = results["machine"]
+    machine = info.get("gpu") or f"{info['cpu']}, {info['cpu_cores']} cores, {info['torch_threads']} torch thread(s)"
     figure.suptitle(f"storm-hf e2e, scale {results['scale']} ({results['dtype']}), {machine}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

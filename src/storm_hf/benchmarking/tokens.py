@@ -50,7 +50,8 @@ class TokenCount:
 
 def count_tokens(config: StormConfig, setting: Setting, num_frames: int) -> TokenCount:
     processor = video_processor_for(config)
-    return TokenCount(processor.num_video_slots(num_frames, setting.temporal_sampling_stride), processor.tokens_per_frame)
+    slots = processor.num_video_slots(num_frames, setting.temporal_sampling_stride)
+    return TokenCount(slots, processor.tokens_per_frame)
 
 
 def prompt_ids(config: StormConfig, count: TokenCount) -> torch.Tensor:

@@ -18,7 +18,9 @@ def _add_e2e_arguments(parser: argparse.ArgumentParser) -> None:
         help="model shapes: 'paper' (SigLIP-So400m/14 448 px + Qwen2-7B shape, bf16, for a GPU), 'cpu' (a small "
         "SigLIP-style tower at 224 px + Qwen2-0.5B shape, bf16) or 'tiny' (seconds, for tests); default cpu",
     )
-    parser.add_argument("--frames", type=_positive_int, nargs="+", default=[32, 64, 128], help="clip lengths (default 32 64 128)")
+    parser.add_argument(
+        "--frames", type=_positive_int, nargs="+", default=[32, 64, 128], help="clip lengths (default 32 64 128)"
+    )
     parser.add_argument(
         "--settings",
         nargs="+",
@@ -26,7 +28,9 @@ def _add_e2e_arguments(parser: argparse.ArgumentParser) -> None:
         help="settings to compare (default all): baseline (no Mamba, linear projector), storm (no reduction), k4 "
         "(temporal pooling k=4), k4-s2 (k=4 + test-time sampling s=2), k4-spatial4 (k=4 + spatial pooling 4x)",
     )
-    parser.add_argument("--repeats", type=_positive_int, default=3, help="timed runs per measurement, after a warm-up (default 3)")
+    parser.add_argument(
+        "--repeats", type=_positive_int, default=3, help="timed runs per measurement, after a warm-up (default 3)"
+    )
     parser.add_argument("--new-tokens", type=_positive_int, default=16, help="tokens generated per run (default 16)")
     parser.add_argument(
         "--memory-frames",
@@ -36,16 +40,29 @@ def _add_e2e_arguments(parser: argparse.ArgumentParser) -> None:
         help="clip lengths of the feature-memory probe (vision stage and temporal encoder only; default 32 256)",
     )
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None, help="default: the scale's")
-    parser.add_argument("--vision-config", default=None, help="vision tower config replacing the scale's: a JSON file or inline JSON")
-    parser.add_argument("--text-config", default=None, help="LLM config replacing the scale's: a JSON file or inline JSON")
-    parser.add_argument("--video", default=None, help="a video file to decode (default: a synthetic 640x360 30 fps clip)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="default: the scale's dtype")
+    parser.add_argument("--vision-config", help="vision tower config replacing the scale's: a JSON file or inline JSON")
+    parser.add_argument("--text-config", help="LLM config replacing the scale's: a JSON file or inline JSON")
+    parser.add_argument("--video", help="a video file to decode (default: a synthetic 640x360 30 fps clip)")
     parser.add_argument("--video-seconds", type=float, default=30.0, help="length of the synthetic clip (default 30)")
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads per measurement (default: torch's, one per core); 1 gives steadier figures on a machine "
+        "shared with other work",
+    )
     parser.add_argument(
         "--in-process",
         action="store_true",
         help="measure everything in this process instead of a fresh process per measurement (faster to start; "
         "peak memory then also counts what earlier measurements left behind)",
+    )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run the settings one after another (the default on CUDA, where several models may not fit at once) "
+        "instead of keeping them all loaded and taking their runs in turn (the default on the CPU)",
     )
     parser.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
 
@@ -68,7 +85,9 @@ def _run_e2e(args: argparse.Namespace) -> int:
         text=load_sub_config(args.text_config, "text_config") if args.text_config else None,
         video=args.video,
         video_seconds=args.video_seconds,
+        threads=args.threads,
         isolate=not args.in_process,
+        interleave=False if args.sequential else None,
     )
     json_path, png_path = write_results(results, args.out)
     print(runs_table(results), paper_table(results), memory_table(results), sep="\n\n")
@@ -78,7 +97,11 @@ def _run_e2e(args: argparse.Namespace) -> int:
 
 # name -> (one-line help, add_arguments, run)
 BENCHMARKS = {
-    "e2e": ("End-to-end latency, visual tokens and memory of every token-reduction setting", _add_e2e_arguments, _run_e2e),
+    "e2e": (
+        "End-to-end latency, visual tokens and memory of every token-reduction setting",
+        _add_e2e_arguments,
+        _run_e2e,
+    ),
 }
 
 

@@ -99,6 +99,7 @@ def export_hub_folder(
     out.parent.mkdir(parents=True, exist_ok=True)
     card_options = {"model_id": model_id or out.name, "license": license, "base_models": base_models or []}
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the exported folder is meant to be shared
     try:
         _write_folder(model, processor, staging, max_shard_size, card_options)
         if out.exists():

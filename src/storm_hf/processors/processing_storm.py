@@ -44,6 +44,8 @@ CHAT_TEMPLATE = (
 
 class StormProcessorKwargs(ProcessingKwargs, total=False):
     videos_kwargs: StormVideosKwargs
+    # Defaults on the kwargs class: read by transformers 5.17 (which requires the attribute) and later releases.
+    _defaults = {"text_kwargs": {"padding": True, "padding_side": "left"}}
 
 
 class StormProcessor(ProcessorMixin):
@@ -65,7 +67,6 @@ class StormProcessor(ProcessorMixin):
     """
 
     valid_processor_kwargs = StormProcessorKwargs
-    text_kwargs = {"padding": True, "padding_side": "left"}
 
     def __init__(
         self,
@@ -98,7 +99,8 @@ class StormProcessor(ProcessorMixin):
     def __call__(self, images=None, text=None, videos=None, **kwargs: Unpack[StormProcessorKwargs]) -> BatchFeature:
         if text is None:
             raise ValueError(
-                f"StormProcessor needs `text`, with one {self.video_token} per video and one {self.image_token} per image."
+                f"StormProcessor needs `text`, with one {self.video_token} per video and one {self.image_token} per "
+                "image."
             )
         texts = [text] if isinstance(text, str) else list(text)
         videos = make_video_list(videos) if videos is not None else []
@@ -124,9 +126,9 @@ class StormProcessor(ProcessorMixin):
             expansions[self.image_token_id] = [self._expansion(self.image_token_id, 1)] * len(images)
         text_kwargs = output_kwargs["text_kwargs"]
         return_tensors = text_kwargs.pop("return_tensors", None)
-        return_mm_token_type_ids = text_kwargs.pop("return_mm_token_type_ids", output_kwargs["return_mm_token_type_ids"])
+        return_mm_types = text_kwargs.pop("return_mm_token_type_ids", output_kwargs.get("return_mm_token_type_ids", False))
         text_kwargs.pop("return_text_replacement_offsets", None)  # offsets already refer to the unexpanded text
-        data.update(self._tokenize(texts, expansions, text_kwargs, return_mm_token_type_ids))
+        data.update(self._tokenize(texts, expansions, text_kwargs, return_mm_types))
         return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=["video_metadata"])
 
     def _check_placeholders(self, texts: list[str], num_videos: int, num_images: int) -> None:
@@ -143,7 +145,7 @@ class StormProcessor(ProcessorMixin):
         return ([token_id] * self.video_processor.tokens_per_frame + [self.frame_separator_id]) * slots
 
     def _tokenize(
-        self, texts: list[str], expansions: dict[int, list[list[int]]], text_kwargs: dict, return_mm_token_type_ids: bool
+        self, texts: list[str], expansions: dict[int, list[list[int]]], text_kwargs: dict, return_mm_types: bool
     ) -> dict:
         """Tokenize with placeholders as single tokens, expand them in place, then pad every row alike."""
         if text_kwargs.pop("truncation", None):
@@ -165,7 +167,7 @@ class StormProcessor(ProcessorMixin):
                 ids = next(pending[token_id]) if token_id in pending else [token_id]
                 for key in encoding:
                     row[key].extend(ids if key == "input_ids" else [encoding[key][sample][position]] * len(ids))
-            if return_mm_token_type_ids:
+            if return_mm_types:
                 row["mm_token_type_ids"] = self.create_mm_token_type_ids([row["input_ids"]])[0]
             rows.append(row)
         return self._pad(rows, padding, max_length, pad_to_multiple_of, padding_side)
@@ -186,7 +188,10 @@ class StormProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "pixel_values_videos", "video_frame_counts", "pixel_values"]
+        return [
+            "input_ids", "attention_mask", "pixel_values_videos", "video_frame_counts", "temporal_sampling_stride",
+            "pixel_values",
+        ]
 
 
 __all__ = ["StormProcessor", "CHAT_TEMPLATE"]

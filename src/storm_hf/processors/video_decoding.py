@@ -21,9 +21,10 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-# A seek (demuxer repositioning, decoder flush, and waiting for the keyframe) costs about as much as decoding this many
-# frames forward; measured on H.264 at 360p and 720p with benchmarks/video_decode.py (see docs/video-input.md).
-SEEK_COST_FRAMES = 2
+# A seek (demuxer repositioning and decoder flush, plus a keyframe's extra cost over a forward frame) costs about as
+# much CPU as decoding this many frames forward: 0.4-0.6 measured on H.264 at 360p and 720p, rounded up
+# (benchmarks/video_decode.py, docs/video-input.md).
+SEEK_COST_FRAMES = 1
 
 # Container formats FFmpeg uses for still images (it opens a PNG or JPEG as a one-frame "video").
 _IMAGE_FORMAT_SUFFIX = "_pipe"
@@ -103,10 +104,7 @@ class VideoReader:
     """
 
     def __init__(self, source):
-        import av
-
         self.name = describe_source(source)
-        self._av = av
         self._container = _open_container(source, self.name)
         try:
             self._stream = _video_stream(self._container, self.name)
@@ -135,11 +133,10 @@ class VideoReader:
         indices = np.asarray(indices, dtype=np.int64)
         if indices.ndim != 1 or indices.size == 0:
             raise ValueError(f"indices must be a non-empty 1-D sequence of frame numbers, got shape {indices.shape}.")
-        if indices.min() < 0 or indices.max() >= self.index.num_frames:
-            raise IndexError(
-                f"Frame {int(indices.max() if indices.max() >= self.index.num_frames else indices.min())} asked from "
-                f"{self.name}, which has frames 0..{self.index.num_frames - 1}."
-            )
+        outside = indices[(indices < 0) | (indices >= self.index.num_frames)]
+        if outside.size:
+            last = self.index.num_frames - 1
+            raise IndexError(f"Frame {outside[0]} asked from {self.name}, which has frames 0..{last}.")
         wanted, inverse = np.unique(indices, return_inverse=True)
         width, height = self.index.width, self.index.height
         frames = np.empty((len(wanted), height, width, 3), dtype=np.uint8)  # (N, H, W, 3)
@@ -161,7 +158,8 @@ class VideoReader:
 
         Damaged data is skipped: packets the decoder rejects, and frames it flags as corrupt (error-concealed).
         """
-        av = self._av
+        import av
+
         self._container.seek(int(self.index.frame_pts[start]), stream=self._stream, backward=True)
         try:
             for packet in self._container.demux(self._stream):
@@ -264,7 +262,7 @@ def _read_index(container, stream, name: str) -> VideoIndex:
         rate = stream.average_rate or stream.guessed_rate or 1
         duration = len(pts) / float(rate)
     declared = float(stream.duration * time_base) if stream.duration else (container.duration or 0) / 1e6
-    if declared > duration + max(1.0, 0.05 * declared):
+    if declared > duration + max(0.05 * declared, 2 * duration / len(pts)):  # beyond rounding and a stray frame
         logger.warning(
             "%s declares %.1fs of video but has frames for only %.1fs: it seems truncated; frames are sampled from "
             "what it has.", name, declared, duration

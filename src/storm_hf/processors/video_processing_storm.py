@@ -25,7 +25,7 @@ from transformers.image_utils import PILImageResampling, load_image
 from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_utils import VideoMetadata, is_valid_video, is_valid_video_frame
 
-from .video_decoding import VideoReader, describe_source, is_video_source
+from .video_decoding import VideoReader, is_video_source
 
 
 class StormVideosKwargs(VideosKwargs, total=False):
@@ -133,6 +133,37 @@ def _image_array(image) -> np.ndarray | torch.Tensor:
             f"Cannot read an image from {type(image).__name__}: pass a PIL image, a path or URL, or an (H, W, 3) array."
         )
     return image[None]
+
+
+def _read_file(source, given: dict, sample_indices_fn) -> tuple[np.ndarray, StormVideoMetadata]:
+    """Decode only the sampled frames of a video file: (T, H, W, 3) uint8. `given` metadata is not needed."""
+    with VideoReader(source) as reader:
+        index = reader.index
+        metadata = StormVideoMetadata(
+            total_num_frames=index.num_frames,
+            fps=index.fps,
+            width=index.width,
+            height=index.height,
+            duration=index.duration,
+            video_backend="pyav",
+            frame_times=index.frame_times,
+        )
+        indices = sample_indices_fn(metadata=metadata)
+        metadata.frames_indices = indices.tolist()
+        return reader.read(indices), metadata
+
+
+def _take_frames(video, given: dict, sample_indices_fn) -> tuple[np.ndarray | torch.Tensor, StormVideoMetadata]:
+    """The sampled frames of a video given as frames; `given` may hold its `fps` and `duration`."""
+    frames = _stack_frames(video)
+    if frames.ndim != 4 or len(frames) == 0:
+        raise ValueError(f"A video given as frames must be 4-D (T, H, W, C), got shape {tuple(frames.shape)}.")
+    fps = given.get("fps")
+    duration = given.get("duration") or (len(frames) / fps if fps else None)
+    metadata = StormVideoMetadata(total_num_frames=len(frames), fps=fps, duration=duration)
+    indices = sample_indices_fn(metadata=metadata)
+    metadata.frames_indices = indices.tolist()
+    return frames[torch.from_numpy(indices) if isinstance(frames, torch.Tensor) else indices], metadata
 
 
 class StormVideoProcessor(BaseVideoProcessor):
@@ -276,30 +307,8 @@ class StormVideoProcessor(BaseVideoProcessor):
 
         clips, metadata_list = [], []
         for video, given in zip(videos, given_metadata):
-            if is_video_source(video):
-                with VideoReader(video) as reader:
-                    metadata = StormVideoMetadata(
-                        total_num_frames=reader.index.num_frames,
-                        fps=reader.index.fps,
-                        width=reader.index.width,
-                        height=reader.index.height,
-                        duration=reader.index.duration,
-                        video_backend="pyav",
-                        frame_times=reader.index.frame_times,
-                    )
-                    indices = sample_indices_fn(metadata=metadata)
-                    frames = reader.read(indices)  # (T, H, W, 3) uint8
-            else:
-                frames = _stack_frames(video)
-                if frames.ndim != 4 or len(frames) == 0:
-                    raise ValueError(f"A video given as frames must be 4-D (T, H, W, C), got shape {tuple(frames.shape)}.")
-                fps = given.get("fps")
-                metadata = StormVideoMetadata(
-                    total_num_frames=len(frames), fps=fps, duration=given.get("duration") or (len(frames) / fps if fps else None)
-                )
-                indices = sample_indices_fn(metadata=metadata)
-                frames = frames[torch.from_numpy(indices) if isinstance(frames, torch.Tensor) else indices]
-            metadata.frames_indices = indices.tolist()
+            read = _read_file if is_video_source(video) else _take_frames
+            frames, metadata = read(video, given, sample_indices_fn)
             clips.append(frames)
             metadata_list.append(metadata)
         return clips, metadata_list
@@ -332,7 +341,8 @@ class StormVideoProcessor(BaseVideoProcessor):
         for video in videos:
             if do_resize:
                 video = self.resize(video, size=size, resample=resample)
-            clips.append(self.rescale_and_normalize(video, do_rescale, rescale_factor, do_normalize, image_mean, image_std))
+            video = self.rescale_and_normalize(video, do_rescale, rescale_factor, do_normalize, image_mean, image_std)
+            clips.append(video)  # (T_i, 3, H, W)
         if len({clip.shape[1:] for clip in clips}) > 1:
             raise ValueError(
                 f"Videos in one batch must share a frame size, got {[tuple(c.shape[-2:]) for c in clips]}; keep "
@@ -348,13 +358,12 @@ class StormVideoProcessor(BaseVideoProcessor):
 
     def preprocess_images(self, images) -> BatchFeature:
         """Images as STORM sees them, one frame each prepared like video frames: `pixel_values` (N, 3, H, W)."""
-        frames = self._prepare_input_videos([_image_array(image) for image in make_image_list(images)], do_convert_rgb=True)
-        options = {name: getattr(self, name) for name in (
-            "do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std",
-            "temporal_sampling_stride",
-        )}
-        pixel_values = self._preprocess(frames, **options)["pixel_values_videos"]  # (N, 1, 3, H, W)
-        return BatchFeature(data={"pixel_values": pixel_values[:, 0]})
+        names = ("do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean",
+                 "image_std", "temporal_sampling_stride")
+        clips = [_image_array(image) for image in make_image_list(images)]
+        clips = self._prepare_input_videos(clips)  # PIL images were converted to RGB by _image_array
+        clips = self._preprocess(clips, **{name: getattr(self, name) for name in names})["pixel_values_videos"]
+        return BatchFeature(data={"pixel_values": clips[:, 0]})  # (N, 1, 3, H, W) one-frame clips -> (N, 3, H, W)
 
 
 __all__ = ["StormVideoProcessor", "StormVideoMetadata"]

@@ -1,0 +1,121 @@
+"""Bidirectional Mamba-1 mixer and the residual block of STORM's temporal encoder.
+
+The forward branch uses mamba_ssm's parameter names (`in_proj, conv1d, x_proj, dt_proj, A_log, D, out_proj`), so
+its weights interchange with mamba_ssm and with transformers' `MambaMixer`. The backward branch scans the reversed
+sequence with its own `conv1d_b, x_proj_b, dt_proj_b, A_b_log, D_b`; `in_proj` and `out_proj` are shared and the
+two branch outputs are summed. Both branches run as one scan: their channels are stacked and each branch is a group
+with its own B and C.
+
+Hub code: imports torch, transformers' public API and siblings in this folder.
+"""
+
+import math
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from .configuration_storm import StormTemporalConfig
+from .mamba_scan import causal_conv1d, selective_scan
+
+
+class StormMambaMixer(nn.Module):
+    def __init__(self, config: StormTemporalConfig):
+        super().__init__()
+        hidden, inner = config.hidden_size, config.intermediate_size
+        self.inner_size = inner
+        self.state_size = config.d_state
+        self.time_step_rank = config.time_step_rank
+        self.bidirectional = config.bidirectional
+        self.in_proj = nn.Linear(hidden, 2 * inner, bias=config.use_bias)
+        self.out_proj = nn.Linear(inner, hidden, bias=config.use_bias)
+        for suffix in self._branch_suffixes():
+            self.add_module(
+                f"conv1d{suffix}",
+                nn.Conv1d(
+                    inner,
+                    inner,
+                    kernel_size=config.d_conv,
+                    groups=inner,
+                    padding=config.d_conv - 1,
+                    bias=config.use_conv_bias,
+                ),
+            )
+            self.add_module(f"x_proj{suffix}", nn.Linear(inner, self.time_step_rank + 2 * self.state_size, bias=False))
+            self.add_module(f"dt_proj{suffix}", nn.Linear(self.time_step_rank, inner, bias=True))
+            self.register_parameter(f"A{suffix}_log", nn.Parameter(torch.empty(inner, self.state_size)))
+            self.register_parameter(f"D{suffix}", nn.Parameter(torch.empty(inner)))
+
+    def _branch_suffixes(self) -> tuple[str, ...]:
+        return ("", "_b") if self.bidirectional else ("",)
+
+    def _stacked(self, name: str) -> list[torch.Tensor]:
+        """One parameter of every branch, forward branch first; `name` has a `{}` where the suffix goes."""
+        return [self.get_parameter(name.format(suffix)) for suffix in self._branch_suffixes()]
+
+    @torch.no_grad()
+    def init_ssm_parameters(self, config: StormTemporalConfig) -> None:
+        """Mamba's initialisation: S4D-real A, D = 1, and dt_proj so that softplus(dt) spans [dt_min, dt_max]."""
+        for suffix in self._branch_suffixes():
+            A_log, D = self.get_parameter(f"A{suffix}_log"), self.get_parameter(f"D{suffix}")
+            dt_proj, conv = self.get_submodule(f"dt_proj{suffix}"), self.get_submodule(f"conv1d{suffix}")
+            A = torch.arange(1, self.state_size + 1, dtype=torch.float32, device=A_log.device)
+            init.copy_(A_log, torch.log(A).expand(self.inner_size, -1))
+            init.ones_(D)
+            std = self.time_step_rank**-0.5
+            init.uniform_(dt_proj.weight, -std, std)
+            log_min, log_max = math.log(config.time_step_min), math.log(config.time_step_max)
+            dt = torch.exp(torch.rand(self.inner_size, device=dt_proj.bias.device) * (log_max - log_min) + log_min)
+            dt = dt.clamp(min=config.time_step_floor)
+            init.copy_(dt_proj.bias, dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
+            init.kaiming_uniform_(conv.weight, a=math.sqrt(5))
+            if conv.bias is not None:
+                init.zeros_(conv.bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(B, L, hidden) -> (B, L, hidden)."""
+        batch, length, _ = hidden_states.shape
+        branches = len(self._branch_suffixes())
+        x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # 2 x (B, inner, L)
+        if self.bidirectional:
+            # (B, 2*inner, L): the forward sequence's channels, then the reversed sequence's
+            x = torch.cat([x, x.flip(-1)], dim=1)
+            z = torch.cat([z, z.flip(-1)], dim=1)
+        conv_weight = torch.cat([w.squeeze(1) for w in self._stacked("conv1d{}.weight")])  # (G*inner, d_conv)
+        conv_bias = torch.cat(self._stacked("conv1d{}.bias")) if self.conv1d.bias is not None else None
+        x = causal_conv1d(x, conv_weight, conv_bias, activation="silu")
+
+        grouped = x.view(batch, branches, self.inner_size, length)  # (B, G, inner, L)
+        x_dbl = torch.einsum("bgil,gki->bgkl", grouped, torch.stack(self._stacked("x_proj{}.weight")))
+        dt, B, C = x_dbl.split([self.time_step_rank, self.state_size, self.state_size], dim=2)  # (B, G, *, L)
+        delta = torch.einsum("bgrl,gir->bgil", dt, torch.stack(self._stacked("dt_proj{}.weight")))
+        delta = delta.reshape(batch, branches * self.inner_size, length)  # (B, G*inner, L)
+
+        y = selective_scan(
+            x,
+            delta,
+            -torch.exp(torch.cat(self._stacked("A{}_log")).float()),
+            B.contiguous(),
+            C.contiguous(),
+            D=torch.cat(self._stacked("D{}")),
+            z=z,
+            delta_bias=torch.cat(self._stacked("dt_proj{}.bias")),
+            delta_softplus=True,
+        )  # (B, G*inner, L)
+        if self.bidirectional:
+            # forward branch + the backward branch flipped back to forward time, summed into the flipped copy
+            y = y[:, self.inner_size :].flip(-1).add_(y[:, : self.inner_size])
+        return self.out_proj(y.transpose(1, 2))
+
+
+class StormMambaBlock(GradientCheckpointingLayer):
+    """X = X + Mixer(LayerNorm(X)) over the whole clip flattened to one sequence."""
+
+    def __init__(self, config: StormTemporalConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mixer = StormMambaMixer(config)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states + self.mixer(self.norm(hidden_states))

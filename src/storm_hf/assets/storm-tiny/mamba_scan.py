@@ -1,0 +1,275 @@
+"""Selective-scan (Mamba-1 SSM) and causal depthwise convolution, with three implementations behind one call.
+
+* `selective_scan_reference`: a short sequential loop that reads like the equations; used by tests.
+* `selective_scan_blocked`: the fast pure-PyTorch path (CPU, or CUDA without the kernels). Time is cut into chunks;
+  each chunk is discretised with a few whole-chunk ops, the recurrence runs as one fused multiply-add per step in
+  place in a preallocated chunk buffer, and the output is one batched matmul per chunk. The only
+  `(length, dim, d_state)`-sized memory is one chunk's.
+* the `mamba_ssm` / `causal_conv1d` CUDA kernels, used when they are installed and the tensors live on CUDA.
+
+All functions take mamba_ssm's layout: `u`, `delta`, `z` are `(batch, dim, length)`; `A` is `(dim, d_state)`;
+`B`, `C` are `(batch, d_state, length)` or, with groups of channels sharing them, `(batch, groups, d_state, length)`
+(`dim` divisible by `groups`); `D` and `delta_bias` are `(dim,)`. Math is fp32 whatever the input dtype; the output
+has `u`'s dtype and the last state is fp32 `(batch, dim, d_state)`.
+
+Hub code: imports only torch and, lazily and guarded, the optional kernels.
+"""
+
+import importlib
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+_KERNELS = {}  # "module.name" -> (function or None, reason it is None)
+_WARNED = set()
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_LOG2_E = 1 / math.log(2)
+
+
+def _kernel(module: str, name: str):
+    """(`module.name`, None) or (None, why it cannot be used); the import is tried once."""
+    key = f"{module}.{name}"
+    if key not in _KERNELS:
+        try:
+            _KERNELS[key] = (getattr(importlib.import_module(module), name), None)
+        except Exception as error:  # not installed, or built against another torch / CUDA
+            _KERNELS[key] = (None, f"{type(error).__name__}: {error}")
+    return _KERNELS[key]
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(message, stacklevel=3)
+
+
+def _use_kernel(tensor: torch.Tensor, module: str, name: str, package: str):
+    """The kernel for a CUDA tensor, or None (CPU tensor, or not importable: then warn once)."""
+    if not tensor.is_cuda:
+        return None
+    kernel, reason = _kernel(module, name)
+    if kernel is None:
+        _warn_once(
+            module,
+            f"`{package}` cannot be used ({reason}): this part of the Mamba layer runs in pure PyTorch on CUDA, "
+            "which is slower. Install the kernels with `pip install storm-hf[cuda]` (needs a CUDA toolkit).",
+        )
+    return kernel
+
+
+def _grouped(BC: torch.Tensor) -> torch.Tensor:
+    """(batch, n, L) or (batch, g, n, L) -> (batch, g, n, L)."""
+    return BC.unsqueeze(1) if BC.dim() == 3 else BC
+
+
+def _check_scan_shapes(u, A, B, C) -> None:
+    batch, dim, length = u.shape
+    for label, BC in (("B", B), ("C", C)):
+        if BC.dim() not in (3, 4) or BC.shape[0] != batch or BC.shape[-2:] != (A.shape[-1], length):
+            raise ValueError(
+                f"{label} must be (batch, d_state, length) or (batch, groups, d_state, length) = "
+                f"({batch}, [groups,] {A.shape[-1]}, {length}), got {tuple(BC.shape)}"
+            )
+        if dim % _grouped(BC).shape[1]:
+            raise ValueError(f"dim {dim} is not divisible by the {_grouped(BC).shape[1]} groups of {label}")
+
+
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    """F.softplus to fp32 rounding, 3-4x faster on CPU (torch's log1p is not vectorised there).
+
+    softplus(x) = max(x, 0) + log1p(y) with y = exp(-|x|) in (0, 1]. log1p(y) = log(u) + log(1 + e/u), where
+    u = fl(1 + y) and e = y - (u - 1) is its rounding error (u - 1 is exact), and log(1 + e/u) = e/u to fp32.
+    """
+    y = torch.exp(-x.abs())
+    u = 1 + y
+    return x.relu() + torch.log(u) + (y - (u - 1)) / u
+
+
+def _discretised_delta(delta, delta_bias, delta_softplus):
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]
+    return F.softplus(delta) if delta_softplus else delta
+
+
+def selective_scan_reference(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+):
+    """h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t ;  y_t = C_t h_t + D u_t ;  y *= silu(z). Computed in fp32."""
+    _check_scan_shapes(u, A, B, C)
+    batch, dim, length = u.shape
+    delta = _discretised_delta(delta, delta_bias, delta_softplus)
+    B, C = _grouped(B).float(), _grouped(C).float()  # (batch, g, n, L)
+    channels_per_group = dim // B.shape[1]
+    A = A.float()
+    x = u.float()
+    state = x.new_zeros(batch, dim, A.shape[-1])
+    ys = []
+    for t in range(length):
+        dt = delta[:, :, t, None]  # (batch, dim, 1)
+        # (batch, g, n) -> (batch, dim, n): every channel sees its group's B and C
+        B_t = B[..., t].repeat_interleave(channels_per_group, dim=1)
+        C_t = C[..., t].repeat_interleave(channels_per_group, dim=1)
+        state = torch.exp(dt * A) * state + dt * B_t * x[:, :, t, None]
+        ys.append((state * C_t).sum(-1))
+    y = torch.stack(ys, dim=-1)  # (batch, dim, L)
+    if D is not None:
+        y = y + x * D.float()[:, None]
+    if z is not None:
+        y = y * F.silu(z.float())
+    y = y.to(u.dtype)
+    return (y, state) if return_last_state else y
+
+
+def _time_major(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """(batch, dim, n) -> (n, batch, groups, dim // groups, 1), contiguous fp32.
+
+    The slice is made contiguous first: transposing it straight from a long (dim, L) row-major tensor would read
+    one element per row, i.e. one page per element.
+    """
+    batch, dim, n = x.shape
+    x = x.float().contiguous().permute(2, 0, 1)  # (n, batch, dim)
+    return x.reshape(n, batch, groups, dim // groups, 1).contiguous()
+
+
+def selective_scan_blocked(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    return_last_state=False,
+    chunk_size=16,
+):
+    """Same result as `selective_scan_reference`, fast in pure PyTorch; extra memory is one chunk of states.
+
+    Differentiable: when autograd records, the recurrence is built out of place (autograd keeps every state, as
+    it must for the backward pass); otherwise it runs in place in two reused `(chunk, batch, dim, d_state)` buffers.
+    """
+    _check_scan_shapes(u, A, B, C)
+    batch, dim, length = u.shape
+    B, C = _grouped(B), _grouped(C)
+    groups, d_state = B.shape[1], B.shape[2]
+    dg = dim // groups
+    # exp(dt A) = exp2(dt A log2(e)): exp2 is several times faster than exp on CPU, and as accurate here
+    A2 = (A.float() * _LOG2_E).reshape(groups, dg, d_state)
+    tensors = (u, delta, A, B, C, D, z, delta_bias)
+    in_place = not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
+    f32 = dict(dtype=torch.float32, device=u.device)
+    chunk = max(1, min(chunk_size, length))
+    if in_place:
+        decay_buffer = torch.empty(chunk, batch, groups, dg, d_state, **f32)
+        states_buffer = torch.empty_like(decay_buffer)
+    state = torch.zeros(batch, groups, dg, d_state, **f32)
+    y = torch.empty(batch, dim, length, **f32)
+    for start in range(0, length, chunk):
+        stop = min(start + chunk, length)
+        n = stop - start
+        dt = delta[..., start:stop].float()  # (batch, dim, n)
+        if delta_bias is not None:
+            dt = dt + delta_bias.float()[:, None]
+        if delta_softplus:
+            dt = _softplus(dt)
+        dt = _time_major(dt, groups)  # (n, batch, g, dg, 1)
+        dtx = dt * _time_major(u[..., start:stop], groups)  # (n, batch, g, dg, 1)
+        Bc = B[..., start:stop].float().permute(3, 0, 1, 2).unsqueeze(3).contiguous()  # (n, batch, g, 1, N)
+        # (batch, g, N, n) -> (n * batch * g, 1, N)
+        Cc = C[..., start:stop].float().permute(3, 0, 1, 2).reshape(n * batch * groups, 1, d_state)
+        if in_place:
+            decay = torch.mul(dt, A2, out=decay_buffer[:n]).exp2_()  # (n, batch, g, dg, N)
+            states = torch.mul(dtx, Bc, out=states_buffer[:n])  # dt B u, becomes h step by step
+            a, h = decay.unbind(0), states.unbind(0)
+            h[0].addcmul_(a[0], state)
+            for t in range(1, n):
+                h[t].addcmul_(a[t], h[t - 1])
+        else:
+            h, hs = state, []
+            for a_t, bu_t in zip(torch.exp2(dt * A2).unbind(0), (dtx * Bc).unbind(0)):
+                h = torch.addcmul(bu_t, a_t, h)
+                hs.append(h)
+            states = torch.stack(hs)  # (n, batch, g, dg, N)
+        state = states[n - 1].clone()
+        # y_t = C_t h_t: (n*batch*g, 1, N) @ (n*batch*g, N, dg) -> (n*batch*g, 1, dg)
+        yc = torch.bmm(Cc, states.view(n * batch * groups, dg, d_state).transpose(1, 2))
+        y[..., start:stop] = yc.view(n, batch, dim).permute(1, 2, 0)
+    if D is not None:
+        y.addcmul_(u.float(), D.float()[:, None])
+    if z is not None:
+        y.mul_(F.silu(z.float()))
+    y = y.to(u.dtype)
+    return (y, state.view(batch, dim, d_state)) if return_last_state else y
+
+
+def selective_scan(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+):
+    """Run the selective scan with the best implementation for where the tensors live."""
+    _check_scan_shapes(u, A, B, C)
+    kernel = None
+    if u.dtype in _KERNEL_DTYPES and A.shape[-1] <= 256:  # what mamba_ssm's kernel supports
+        kernel = _use_kernel(u, "mamba_ssm.ops.selective_scan_interface", "selective_scan_fn", "mamba_ssm")
+    if kernel is None:
+        return selective_scan_blocked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    # The kernel wants u, delta, B, C and z in one input dtype, A, D and delta_bias in fp32 (unit last stride;
+    # its wrapper makes u, delta, B, C, z contiguous when they are not).
+    return kernel(
+        u,
+        delta.to(u.dtype),
+        A.float(),
+        B.to(u.dtype),
+        C.to(u.dtype),
+        D=None if D is None else D.float().contiguous(),
+        z=None if z is None else z.to(u.dtype),
+        delta_bias=None if delta_bias is None else delta_bias.float().contiguous(),
+        delta_softplus=delta_softplus,
+        return_last_state=return_last_state,
+    )
+
+
+def _check_activation(activation) -> None:
+    if activation not in (None, "silu", "swish"):
+        raise ValueError(f"activation must be None, 'silu' or 'swish', got {activation!r}")
+
+
+def causal_conv1d_reference(x, weight, bias=None, activation=None):
+    """Depthwise causal convolution: x (batch, dim, L), weight (dim, width), bias (dim,). fp32 math, x's dtype out."""
+    _check_activation(activation)
+    width = weight.shape[-1]
+    bias = None if bias is None else bias.float()
+    out = F.conv1d(x.float(), weight.float().unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])
+    out = out[..., : x.shape[-1]]
+    return (out if activation is None else F.silu(out)).to(x.dtype)
+
+
+def causal_conv1d(x, weight, bias=None, activation=None):
+    """Depthwise causal convolution with causal_conv1d's kernel on CUDA (widths 2-4), else `causal_conv1d_reference`."""
+    _check_activation(activation)
+    if weight.dim() != 2 or weight.shape[0] != x.shape[1]:
+        raise ValueError(f"weight must be (dim, width) with dim = {x.shape[1]}, got {tuple(weight.shape)}")
+    kernel = None
+    if x.dtype in _KERNEL_DTYPES and 2 <= weight.shape[-1] <= 4:  # what causal_conv1d's kernel supports
+        kernel = _use_kernel(x, "causal_conv1d", "causal_conv1d_fn", "causal_conv1d")
+    if kernel is None:
+        return causal_conv1d_reference(x, weight, bias, activation)
+    # The kernel reads x with unit stride along L (or along dim, with extra constraints), and bias in weight's dtype.
+    return kernel(
+        x if x.stride(-1) == 1 else x.contiguous(),
+        weight,
+        None if bias is None else bias.to(weight.dtype).contiguous(),
+        activation=activation,
+    )
+
+
+__all__ = [
+    "causal_conv1d",
+    "causal_conv1d_reference",
+    "selective_scan",
+    "selective_scan_blocked",
+    "selective_scan_reference",
+]

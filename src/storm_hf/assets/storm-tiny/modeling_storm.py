@@ -1,0 +1,422 @@
+"""STORM: a vision tower, a Mamba temporal encoder that pools and samples video tokens, and a causal LM.
+
+Hub code: imports torch, transformers' public API and siblings in this folder.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPast, BaseModelOutputWithPooling
+from transformers.utils import ModelOutput
+
+from .configuration_storm import StormConfig, StormTemporalConfig
+from .mamba_mixer import StormMambaBlock, StormMambaMixer
+from .token_reduction import (
+    num_temporal_slots,
+    reduced_grid_side,
+    space_to_channel,
+    spatial_pool,
+    temporal_pool_and_sample,
+)
+
+
+def _resolve_stride(stride, default: int) -> int:
+    """A per-call temporal sampling stride (int, 0-d tensor or None) as a validated int."""
+    if stride is None:
+        return default
+    if isinstance(stride, torch.Tensor):
+        stride = stride.item() if stride.numel() == 1 else None
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"temporal_sampling_stride must be a positive integer, got {stride!r}.")
+    return stride
+
+
+def _concat(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Per-media tokens [(n_i, D)] as one (sum n_i, D) tensor; a single one is returned as it is, not copied."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+
+class StormTemporalEncoder(PreTrainedModel):
+    """Vision features `(B, T, H, W, C)` -> LLM-width tokens `(B, T', H', W', D)`.
+
+    Space-to-channel downsample -> Linear to D -> residual bidirectional Mamba blocks over the clip flattened
+    frame -> row -> column -> temporal average pooling (k) -> spatial average pooling -> temporal sampling (s).
+    A single frame (an image) skips temporal pooling and sampling.
+    """
+
+    config: StormTemporalConfig
+    config_class = StormTemporalConfig
+    main_input_name = "vision_features"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["StormMambaBlock"]
+
+    def __init__(self, config: StormTemporalConfig):
+        super().__init__(config)
+        in_features = config.vision_hidden_size * config.downsample**2
+        self.projector = nn.Linear(in_features, config.hidden_size)
+        self.layers = nn.ModuleList([StormMambaBlock(config) for _ in range(config.num_layers)])
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, StormMambaMixer):
+            module.init_ssm_parameters(self.config)
+
+    def output_grid(self, num_frames: int, grid_side: int, temporal_sampling_stride=None) -> tuple[int, int]:
+        """(temporal slots, tokens per side) this encoder produces for a clip of `num_frames` frames."""
+        config = self.config
+        stride = _resolve_stride(temporal_sampling_stride, config.temporal_sampling_stride)
+        side = reduced_grid_side(grid_side, config.downsample, config.spatial_pool_size)
+        return num_temporal_slots(num_frames, config.temporal_pool_size, stride), side
+
+    def forward(self, vision_features: torch.Tensor, temporal_sampling_stride=None, **kwargs) -> BaseModelOutput:
+        config = self.config
+        if vision_features.dim() != 5:
+            raise ValueError(
+                f"vision_features must be a grid (batch, frames, height, width, channels), got shape "
+                f"{tuple(vision_features.shape)}."
+            )
+        batch, frames = vision_features.shape[:2]
+        stride = _resolve_stride(temporal_sampling_stride, config.temporal_sampling_stride)
+        pool = 1 if frames == 1 else config.temporal_pool_size
+        if frames % pool:
+            raise ValueError(
+                f"A clip of {frames} frames cannot be pooled {pool} frames at a time (temporal_pool_size): give a "
+                f"multiple of {pool} frames, e.g. {frames - frames % pool or pool} or {frames + pool - frames % pool}."
+            )
+        x = space_to_channel(vision_features, config.downsample)  # (B, T, H', W', C*d*d)
+        x = self.projector(x)  # (B, T, H', W', D)
+        grid = x.shape
+        hidden = x.reshape(batch, -1, config.hidden_size)  # (B, T*H'*W', D): frame -> row -> column
+        del x  # `hidden` alone holds the projected clip, so each block's input is freed once the next one starts
+        for layer in self.layers:
+            hidden = layer(hidden)
+        x = hidden.view(grid)  # (B, T, H', W', D)
+        x = temporal_pool_and_sample(x, pool, 1 if frames == 1 else stride)  # (B, T', H', W', D)
+        x = spatial_pool(x, config.spatial_pool_size)  # (B, T', H'', W'', D)
+        return BaseModelOutput(last_hidden_state=x)
+
+
+@dataclass
+class StormModelOutputWithPast(BaseModelOutputWithPast):
+    """`video_hidden_states` / `image_hidden_states`: the visual tokens that filled the placeholders,
+    `(num_visual_tokens, hidden_size)`."""
+
+    video_hidden_states: torch.Tensor | None = None
+    image_hidden_states: torch.Tensor | None = None
+
+
+@dataclass
+class StormCausalLMOutputWithPast(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: Cache | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    video_hidden_states: torch.Tensor | None = None
+    image_hidden_states: torch.Tensor | None = None
+
+
+class StormPreTrainedModel(PreTrainedModel):
+    config: StormConfig
+    config_class = StormConfig
+    base_model_prefix = "model"
+    input_modalities = ("image", "video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["StormMambaBlock"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+
+class StormModel(StormPreTrainedModel):
+    def __init__(self, config: StormConfig):
+        super().__init__(config)
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.temporal_encoder = StormTemporalEncoder(config.temporal_config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    @property
+    def _num_vision_layers(self) -> int:
+        """Encoder layers up to `vision_feature_layer` (hidden state i is the output of i layers; -1 the last)."""
+        layer, total = self.config.vision_feature_layer, self.config.vision_config.num_hidden_layers
+        count = layer if layer >= 0 else total + 1 + layer
+        if not 0 < count <= total:
+            raise ValueError(f"vision_feature_layer={layer} is outside the vision tower's {total} layers.")
+        return count
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, G, G, C) patch features, `vision_chunk_size` frames at a time."""
+        config = self.config
+        side, size = config.vision_grid_size, config.vision_config.image_size
+        if tuple(frames.shape[-3:]) != (3, size, size):
+            raise ValueError(
+                f"Frames must be 3x{size}x{size} (the vision tower's image_size), got {tuple(frames.shape[-3:])}: "
+                "prepare videos and images with StormProcessor, which resizes them."
+            )
+        tower = self.vision_tower
+        features = None
+        for start in range(0, frames.shape[0], config.vision_chunk_size):
+            # Run only the layers up to the selected one: no later layer, no post-norm, no stored hidden states.
+            hidden = tower.embeddings(frames[start : start + config.vision_chunk_size].to(tower.dtype))
+            for layer in tower.encoder.layers[: self._num_vision_layers]:
+                hidden = layer(hidden, None)  # (chunk, G*G, C)
+            if features is None:
+                features = hidden.new_empty(frames.shape[0], side, side, hidden.shape[-1])
+            features[start : start + len(hidden)] = hidden.view(len(hidden), side, side, -1)
+        return features
+
+    def _encode_clips(self, features: torch.Tensor, frame_counts: list[int], stride) -> list[torch.Tensor]:
+        """Per-clip frame features (sum T, G, G, C) -> per-clip tokens [(T'*S*S, D)], clips of equal length batched."""
+        clips = torch.split(features, frame_counts)
+        outputs: list[torch.Tensor | None] = [None] * len(clips)
+        for length in sorted(set(frame_counts)):
+            members = [i for i, count in enumerate(frame_counts) if count == length]
+            if len(members) == len(clips):  # every clip has this length: a view of the features, not a copy
+                grid = features.view(len(clips), length, *features.shape[1:])  # (b, T, G, G, C)
+            else:
+                grid = torch.stack([clips[i] for i in members])  # (b, T, G, G, C)
+            encoded = self.temporal_encoder(grid, temporal_sampling_stride=stride).last_hidden_state
+            for i, tokens in zip(members, encoded.flatten(1, 3)):  # (b, T'*S*S, D)
+                outputs[i] = tokens
+        return outputs
+
+    def get_video_features(
+        self,
+        pixel_values_videos: torch.FloatTensor,
+        video_frame_counts: torch.LongTensor | None = None,
+        temporal_sampling_stride=None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """pixel_values_videos `(num_videos, T_max, 3, H, W)`, zero-padded past each video's `video_frame_counts`.
+
+        Returns `pooler_output`: a tuple with one `(T' * S * S, hidden)` tensor per video. Padded frames are never
+        encoded, and no scan crosses from one video into another.
+        """
+        if pixel_values_videos.dim() != 5:
+            raise ValueError(
+                "pixel_values_videos must be (num_videos, frames, channels, height, width), got shape "
+                f"{tuple(pixel_values_videos.shape)}."
+            )
+        num_videos, max_frames = pixel_values_videos.shape[:2]
+        if video_frame_counts is None:
+            counts = [max_frames] * num_videos
+        else:
+            counts = [int(c) for c in video_frame_counts]
+            if len(counts) != num_videos or any(c < 1 or c > max_frames for c in counts):
+                raise ValueError(
+                    f"video_frame_counts {counts} does not fit pixel_values_videos with {num_videos} videos of at "
+                    f"most {max_frames} frames."
+                )
+        pool = self.config.temporal_config.temporal_pool_size
+        bad = [c for c in counts if c % pool]
+        if bad:
+            raise ValueError(
+                f"Videos must have a multiple of temporal_pool_size={pool} frames; got frame counts {counts}. "
+                "The processor delivers valid counts: pass num_frames as a multiple of it."
+            )
+        if all(count == max_frames for count in counts):  # no padding: a view of the pixels, not a copy
+            frames = pixel_values_videos.flatten(0, 1)  # (N*T, 3, H, W)
+        else:
+            frames = torch.cat([video[:count] for video, count in zip(pixel_values_videos, counts)])  # (sum T, 3, H, W)
+        features = self._encode_frames(frames)
+        tokens = self._encode_clips(features, counts, temporal_sampling_stride)
+        return BaseModelOutputWithPooling(pooler_output=tuple(tokens))
+
+    def get_image_features(self, pixel_values: torch.FloatTensor, **kwargs) -> BaseModelOutputWithPooling:
+        """pixel_values `(num_images, 3, H, W)` -> `pooler_output`: one `(S * S, hidden)` tensor per image."""
+        if pixel_values.dim() != 4:
+            raise ValueError(
+                f"pixel_values must be (num_images, channels, height, width), got shape {tuple(pixel_values.shape)}."
+            )
+        features = self._encode_frames(pixel_values)
+        tokens = self._encode_clips(features, [1] * len(pixel_values), None)
+        return BaseModelOutputWithPooling(pooler_output=tuple(tokens))
+
+    def _describe_videos(self, pixel_values_videos, video_frame_counts, stride) -> str:
+        temporal = self.config.temporal_config
+        counts = (
+            [int(c) for c in video_frame_counts]
+            if video_frame_counts is not None
+            else [pixel_values_videos.shape[1]] * pixel_values_videos.shape[0]
+        )
+        slots, side = zip(*(self.temporal_encoder.output_grid(c, self.config.vision_grid_size, stride) for c in counts))
+        return (
+            f"videos with frame counts {counts}, temporal_pool_size={temporal.temporal_pool_size}, "
+            f"temporal_sampling_stride={_resolve_stride(stride, temporal.temporal_sampling_stride)}, "
+            f"spatial_pool_size={temporal.spatial_pool_size} -> temporal slots {list(slots)} of {side[0]}x{side[0]} "
+            "tokens"
+        )
+
+    def _scatter_features(self, input_ids, inputs_embeds, token_id, features, kind, describe) -> torch.Tensor:
+        """Fill the `token_id` placeholders of `inputs_embeds` with `features`, checking the counts agree."""
+        if input_ids is None:
+            placeholder = self.get_input_embeddings()(torch.tensor(token_id, device=inputs_embeds.device))
+            mask = (inputs_embeds == placeholder).all(-1)
+        else:
+            mask = input_ids == token_id
+        num_tokens, num_features = int(mask.sum()), features.shape[0]
+        if num_tokens != num_features:
+            raise ValueError(
+                f"The prompt has {num_tokens} {kind} placeholder tokens but the {kind} features have {num_features} "
+                f"tokens ({describe()}). Build inputs with StormProcessor using the same settings as the call "
+                "(num_frames, temporal_sampling_stride), so that the placeholders are expanded to match."
+            )
+        mask = mask.unsqueeze(-1).expand_as(inputs_embeds).to(inputs_embeds.device)
+        return inputs_embeds.masked_scatter(mask, features.to(inputs_embeds.device, inputs_embeds.dtype))
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        video_frame_counts: torch.LongTensor | None = None,
+        temporal_sampling_stride=None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> StormModelOutputWithPast:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+
+        image_features = video_features = None
+        if pixel_values is not None:
+            image_features = _concat(self.get_image_features(pixel_values).pooler_output)
+            inputs_embeds = self._scatter_features(
+                input_ids,
+                inputs_embeds,
+                self.config.image_token_id,
+                image_features,
+                "image",
+                lambda: f"{pixel_values.shape[0]} images",
+            )
+        if pixel_values_videos is not None:
+            video_features = _concat(
+                self.get_video_features(pixel_values_videos, video_frame_counts, temporal_sampling_stride).pooler_output
+            )
+            inputs_embeds = self._scatter_features(
+                input_ids,
+                inputs_embeds,
+                self.config.video_token_id,
+                video_features,
+                "video",
+                lambda: self._describe_videos(pixel_values_videos, video_frame_counts, temporal_sampling_stride),
+            )
+
+        outputs = self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        return StormModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            video_hidden_states=video_features,
+            image_hidden_states=image_features,
+        )
+
+
+class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+
+    def __init__(self, config: StormConfig):
+        super().__init__(config)
+        self.model = StormModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def get_video_features(self, pixel_values_videos, video_frame_counts=None, temporal_sampling_stride=None, **kwargs):
+        return self.model.get_video_features(pixel_values_videos, video_frame_counts, temporal_sampling_stride)
+
+    def get_image_features(self, pixel_values, **kwargs):
+        return self.model.get_image_features(pixel_values)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        video_frame_counts: torch.LongTensor | None = None,
+        temporal_sampling_stride=None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> StormCausalLMOutputWithPast:
+        outputs = self.model(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            pixel_values_videos=pixel_values_videos,
+            video_frame_counts=video_frame_counts,
+            temporal_sampling_stride=temporal_sampling_stride,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, keep, :])
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+        return StormCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            video_hidden_states=outputs.video_hidden_states,
+            image_hidden_states=outputs.image_hidden_states,
+        )
+
+
+__all__ = [
+    "StormForConditionalGeneration",
+    "StormModel",
+    "StormPreTrainedModel",
+    "StormTemporalEncoder",
+]

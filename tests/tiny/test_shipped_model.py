@@ -1,0 +1,89 @@
+"""The tiny STORM shipped inside the package: it loads offline from the package's assets, answers freshly rendered
+test videos through the `video-text-to-text` pipeline as accurately as docs/shipped-model.md reports, and
+`storm-hf demo` prints every promised field."""
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+from storm_hf.cli import main
+from storm_hf.data.synthetic import write_dataset
+from storm_hf.tiny.evaluation import load_rows
+from storm_hf.tiny.recipe import NUM_FRAMES, SHIPPED_MODEL_DIR
+
+# Test-split indices 480..527: the test split, beyond the 480 videos the docs evaluate; 48 consecutive indices hold
+# every answer of every question type equally often.
+SAMPLE_START, SAMPLE_SIZE = 480, 48
+# docs/shipped-model.md reports 27.1% (16 frames, s = 1, test indices 0..479; the current weights are at chance
+# level); this sample scored 15 of 48 (31%) when the weights were shipped. Raise both when the model is retrained.
+MIN_ACCURACY = 0.22
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from transformers import pipeline
+
+    return pipeline("video-text-to-text", model=str(SHIPPED_MODEL_DIR))
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fresh-test")
+    return load_rows(write_dataset(SAMPLE_SIZE, SAMPLE_START, folder, split="test", num_frames=NUM_FRAMES))
+
+
+def test_shipped_folder_is_complete_and_pickle_free():
+    names = {path.name for path in SHIPPED_MODEL_DIR.iterdir()}
+    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json", "README.md"} <= names
+    assert not [name for name in names if name.endswith((".bin", ".pt", ".pth", ".pkl"))]
+    assert (SHIPPED_MODEL_DIR / "model.safetensors").stat().st_size <= 15 * 2**20
+    with safe_open(SHIPPED_MODEL_DIR / "model.safetensors", "pt") as weights:
+        assert any(key.startswith("model.temporal_encoder.layers.1.") for key in weights.keys())
+
+
+def test_pipeline_accuracy_on_fresh_test_videos(pipe, sample):
+    right = 0
+    for row in sample:
+        question = row["messages"][0]["content"][1]["text"]
+        answer = pipe(text=question, videos=row["video"], num_frames=NUM_FRAMES)[0]["generated_text"]
+        right += answer.strip().lower() == row["answer"]
+    assert right / len(sample) >= MIN_ACCURACY, f"{right} of {len(sample)} right"
+
+
+def test_demo_prints_every_field(capsys):
+    assert main(["demo", "--index", "1000000"]) == 0
+    out = capsys.readouterr().out
+    fields = dict(line.split(":", 1) for line in out.strip().splitlines())
+    assert set(fields) == {"video", "question", "answer", "true answer", "frames used", "video tokens", "time"}
+    assert "index 1000000" in fields["video"]
+    assert fields["frames used"].strip().startswith("16 of 16")
+    assert "16 reached the LLM" in fields["video tokens"] and "vs 64 without reduction" in fields["video tokens"]
+
+
+def test_demo_on_a_given_video_and_question(sample, capsys):
+    row = sample[0]
+    question = "Which way does the red circle move?"
+    assert main(["demo", "--video", row["video"], "--question", question, "--stride", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"video:        {row['video']}" in out
+    assert "question:     Which way does the red circle move?" in out
+    assert "true answer" not in out
+    assert "8 reached the LLM (temporal pooling k=4, sampling s=2)" in out
+
+
+def test_demo_bad_video_path_is_a_clear_error(tmp_path, capsys):
+    missing = tmp_path / "nope.mp4"
+    assert main(["demo", "--video", str(missing), "--question", "What happens?"]) == 2
+    assert f"--video {missing}: no such file" in capsys.readouterr().err
+
+
+def test_demo_video_without_question_is_refused(sample, capsys):
+    assert main(["demo", "--video", sample[0]["video"]]) == 2
+    assert "--video needs --question" in capsys.readouterr().err
+
+
+def test_shipped_config_is_the_recipe():
+    config = json.loads((SHIPPED_MODEL_DIR / "config.json").read_text())
+    assert config["temporal_config"]["num_layers"] == 2
+    assert config["temporal_config"]["temporal_pool_size"] == 4
