@@ -108,3 +108,12 @@ def test_export_command(hub_folder, tmp_path, capsys):
     assert main(["export", str(hub_folder), str(out)]) == 2
     assert "already exists and is not empty" in capsys.readouterr().err
     assert main(["export", str(hub_folder), str(out), "--overwrite"]) == 0
+
+
+def test_a_folder_for_the_installed_package_only_has_no_code(tiny_model_and_processor, tmp_path):
+    model, processor = tiny_model_and_processor
+    out = export_hub_folder(model, processor, tmp_path / "out", include_code=False)
+    assert not list(out.glob("*.py"))
+    assert "auto_map" not in json.loads((out / "config.json").read_text())
+    assert "auto_map" not in (out / "processor_config.json").read_text()
+    assert "auto_map" not in model.config.to_dict()  # the caller's config is left as it was

@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained model: {model_dir}")
     if args.ship:
         model = StormForConditionalGeneration.from_pretrained(model_dir)
-        export_hub_folder(model, StormProcessor.from_pretrained(model_dir), SHIPPED_MODEL_DIR, overwrite=True)
+        # The package itself provides the code: the shipped folder holds weights, configs and tokenizer only.
+        processor = StormProcessor.from_pretrained(model_dir)
+        export_hub_folder(model, processor, SHIPPED_MODEL_DIR, overwrite=True, include_code=False)
         print(f"shipped to {SHIPPED_MODEL_DIR}")
     return 0

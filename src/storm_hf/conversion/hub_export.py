@@ -52,11 +52,14 @@ def _add_auto_map(json_path: Path, auto_map: dict) -> None:
     json_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _save_model(model, folder: Path, max_shard_size) -> None:
-    """Save with the Hub code named in config.json, leaving the caller's config as it was."""
+def _save_model(model, folder: Path, max_shard_size, include_code: bool) -> None:
+    """Save with the Hub code named in config.json (or with no code pointers), leaving the caller's config as it was."""
     config = model.config
     saved = {key: config.__dict__[key] for key in ("auto_map", "custom_pipelines") if key in config.__dict__}
-    config.auto_map, config.custom_pipelines = dict(AUTO_MAP), CUSTOM_PIPELINES
+    for key in ("auto_map", "custom_pipelines"):
+        config.__dict__.pop(key, None)
+    if include_code:
+        config.auto_map, config.custom_pipelines = dict(AUTO_MAP), CUSTOM_PIPELINES
     try:
         model.save_pretrained(folder, max_shard_size=max_shard_size)
     finally:
@@ -65,14 +68,15 @@ def _save_model(model, folder: Path, max_shard_size) -> None:
         config.__dict__.update(saved)
 
 
-def _write_folder(model, processor, folder: Path, max_shard_size, card_options: dict) -> None:
-    _save_model(model, folder, max_shard_size)
+def _write_folder(model, processor, folder: Path, max_shard_size, include_code: bool, card_options: dict) -> None:
+    _save_model(model, folder, max_shard_size, include_code)
     processor.save_pretrained(folder)
-    for name in _PROCESSOR_CONFIG_FILES:
-        if (folder / name).exists():
-            _add_auto_map(folder / name, PROCESSOR_AUTO_MAP)
-    for source in hub_code_files():
-        shutil.copy2(source, folder / source.name)
+    if include_code:
+        for name in _PROCESSOR_CONFIG_FILES:
+            if (folder / name).exists():
+                _add_auto_map(folder / name, PROCESSOR_AUTO_MAP)
+        for source in hub_code_files():
+            shutil.copy2(source, folder / source.name)
     write_model_card(folder / "README.md", model.config, processor, **card_options)
 
 
@@ -86,12 +90,14 @@ def export_hub_folder(
     model_id: str | None = None,
     license: str = "apache-2.0",
     base_models: list[str] | None = None,
+    include_code: bool = True,
 ) -> Path:
     """Write `model` + `processor` to `out_dir` as a Hub folder; returns its path.
 
     Everything is written to a temporary folder beside `out_dir` and moved into place at the end, so an interrupted
     export leaves nothing behind. An existing non-empty `out_dir` is refused unless `overwrite=True`.
     `model_id` is the Hub id the model card's examples use (default: the folder's name).
+    `include_code=False` writes a folder for the installed package only: no Hub code files and no `auto_map`.
     """
     out = Path(out_dir).resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
@@ -101,7 +107,7 @@ def export_hub_folder(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the exported folder is meant to be shared
     try:
-        _write_folder(model, processor, staging, max_shard_size, card_options)
+        _write_folder(model, processor, staging, max_shard_size, include_code, card_options)
         if out.exists():
             replaced = out.with_name(f".{out.name}.replaced")
             out.rename(replaced)
