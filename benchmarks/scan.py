@@ -170,8 +170,8 @@ def main():
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     machine = report["machine"]
-    print(f"\n{machine['cpu_model']}, {machine['cpu_cores']} cores, torch {machine['torch']}, "
-          f"load average {machine['load_average_at_start'][0]:.1f} at start, {machine['load_average_at_end'][0]:.1f} at end")
+    load = f"{machine['load_average_at_start'][0]:.1f} at start, {machine['load_average_at_end'][0]:.1f} at end"
+    print(f"\n{machine['cpu_model']}, {machine['cpu_cores']} cores, torch {machine['torch']}, load average {load}")
     print(f"{'L':>6} {'threads':>7} {'implementation':<24} {'reps':>4} {'median s':>9} {'tokens/s':>9} "
           f"{'blocked is':>10} {'best tok/s':>10} {'blocked is':>10} {'max abs diff':>12}")
     for length in LENGTHS:

@@ -49,12 +49,12 @@ def _time_decoding(processor, video: Path, num_frames: int, repeats: int) -> tup
     return pixels, statistics.median(seconds)
 
 
-def _check_frames(frames: list[int], settings: list[str]) -> None:
+def _check_frames(option: str, frames: list[int], settings: list[str]) -> None:
     for count in frames:
         bad = [name for name in settings if count % SETTINGS[name].temporal_pool_size]
         if count < 1 or bad:
             raise ValueError(
-                f"--frames {count} is not a positive multiple of the temporal pooling window of {bad or settings}: "
+                f"{option} {count} is not a positive multiple of the temporal pooling window of {bad or settings}: "
                 "pass multiples of 4, e.g. 32 64 128."
             )
 
@@ -162,8 +162,8 @@ def run_e2e(
     unknown = [name for name in settings if name not in SETTINGS]
     if unknown:
         raise ValueError(f"Unknown settings {unknown}; choose among {', '.join(SETTINGS)}.")
-    _check_frames(frames, settings)
-    _check_frames(memory_frames, [MEMORY_SETTING])
+    _check_frames("--frames", frames, settings)
+    _check_frames("--memory-frames", memory_frames, [MEMORY_SETTING])
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or SCALES[scale].dtype
     if threads:

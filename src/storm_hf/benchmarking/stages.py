@@ -9,8 +9,6 @@ Stages, each ended with a device synchronisation:
 
 import time
 
-import torch
-
 from .memory import MemoryProbe
 
 STAGES = ("vision", "temporal", "prefill", "generation")
