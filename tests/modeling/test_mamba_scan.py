@@ -20,7 +20,10 @@ from storm_hf.modeling.mamba_scan import (
     selective_scan_reference,
 )
 
-EXACT = 1e-5  # fp32: both paths do the same fp32 math in another order
+# fp32: both paths do the same fp32 math in another order. Bounds on the max abs diff, absolute and relative to the
+# largest expected value (16 fp32 epsilons; the paths differ by 3.5e-7 relative at most over these tests).
+EXACT = 1e-5
+RELATIVE = 2e-6
 
 
 def make_inputs(batch, dim, d_state, length, groups=None, dtype=torch.float32, seed=0, dt_scale=0.5, A_noise=0.0):
@@ -49,11 +52,10 @@ def make_inputs(batch, dim, d_state, length, groups=None, dtype=torch.float32, s
 
 
 def assert_exact(actual, expected):
-    """Max abs diff within EXACT, and relative to the largest value within EXACT too."""
     diff = (actual.float() - expected.float()).abs().max().item()
     scale = expected.float().abs().max().item()
     assert diff <= EXACT, f"max abs diff {diff:.3g} > {EXACT}"
-    assert diff <= EXACT * max(scale, 1.0), f"relative diff {diff / scale:.3g}"
+    assert diff <= RELATIVE * scale, f"max abs diff {diff:.3g} is {diff / scale:.3g} of the largest value"
 
 
 # batch, dim, d_state, length, groups (None: B and C without a groups axis). The blocked scan's chunk is 16 steps.

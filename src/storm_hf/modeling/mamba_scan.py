@@ -43,7 +43,7 @@ def _kernel(module: str, name: str):
 def _warn_once(key: str, message: str) -> None:
     if key not in _WARNED:
         _WARNED.add(key)
-        warnings.warn(message, stacklevel=3)
+        warnings.warn(message, stacklevel=4)  # the caller of selective_scan / causal_conv1d
 
 
 def _use_kernel(tensor: torch.Tensor, module: str, name: str, package: str):
