@@ -14,14 +14,14 @@ from tokenizers.models import BPE
 from transformers import Qwen2Tokenizer
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-from .processors.processing_storm import CHAT_TEMPLATE
+from .processors.processing_storm import CHAT_TEMPLATE, IMAGE_TOKEN, VIDEO_TOKEN
 
 # Named special tokens after <|endoftext|> (eos, pad and unk), in id order.
 SPECIAL_TOKENS = {
     "im_start_token": "<|im_start|>",
     "im_end_token": "<|im_end|>",
-    "video_token": "<|video_pad|>",
-    "image_token": "<|image_pad|>",
+    "video_token": VIDEO_TOKEN,
+    "image_token": IMAGE_TOKEN,
 }
 
 

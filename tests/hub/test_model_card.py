@@ -28,3 +28,23 @@ def test_card_block_runs(hub_folder, video_file, tmp_path, python_without_storm_
     result = python_without_storm_hf(block, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip(), "every block prints what it produced"
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_card_of_a_folder_without_code_runs_with_the_installed_package(
+    tiny_model_and_processor, video_file, tmp_path, index
+):
+    import subprocess
+    import sys
+
+    from storm_hf.conversion.hub_export import export_hub_folder
+
+    folder = export_hub_folder(*tiny_model_and_processor, tmp_path / "tiny-storm", include_code=False)
+    card = (folder / "README.md").read_text()
+    assert "trust_remote_code=True" not in card and "custom_code" not in card and "holds no model code" in card
+    block = card_blocks(folder)[index].replace('"tiny-storm"', repr(str(folder)))
+    assert block.startswith("import storm_hf")
+    shutil.copy(video_file, tmp_path / "video.mp4")
+    result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip()

@@ -118,3 +118,15 @@ def test_the_skip_count_covers_data_loader_workers(processor, dataset, max_lengt
     )
     sizes = [len(batch["input_ids"]) for batch in loader]
     assert sizes == [2, 1] and collator.num_skipped == 1
+
+
+def test_a_sampling_stride_reaches_the_model_with_the_tokens_made_for_it(processor, dataset, model):
+    rows = rows_by_id(dataset)
+    every_slot = StormDataCollator(processor, frame_kwargs=FRAMES)([rows["left"]])
+    strided = StormDataCollator(processor, frame_kwargs={**FRAMES, "temporal_sampling_stride": 2})([rows["left"]])
+    assert "temporal_sampling_stride" not in every_slot and strided["temporal_sampling_stride"] == 2
+    video_tokens = [(batch["input_ids"] == processor.video_token_id).sum().item() for batch in (every_slot, strided)]
+    assert video_tokens[0] == 2 * video_tokens[1]
+    model.eval()
+    with torch.no_grad():
+        model(**strided)  # raises if the model made a different number of video features than tokens

@@ -77,7 +77,7 @@ def _write_folder(model, processor, folder: Path, max_shard_size, include_code: 
                 _add_auto_map(folder / name, PROCESSOR_AUTO_MAP)
         for source in hub_code_files():
             shutil.copy2(source, folder / source.name)
-    write_model_card(folder / "README.md", model.config, processor, **card_options)
+    write_model_card(folder / "README.md", model.config, processor, include_code=include_code, **card_options)
 
 
 def export_hub_folder(

@@ -122,6 +122,15 @@ model.save_pretrained("storm-lora-adapter")
 '''
 
 
+_INSTALL_NOTE = {
+    True: "`pip install storm-hf` registers the classes so `trust_remote_code` is not needed;",
+    False: (
+        "This folder holds no model code: it loads where storm-hf is installed (`pip install storm-hf`; "
+        "`import storm_hf` registers the classes), and `storm-hf export` writes a Hub folder with the code."
+    ),
+}
+
+
 def _token_table(config, processor_frames: list[int]) -> str:
     temporal = config.temporal_config
     side = reduced_grid_side(config.vision_grid_size, temporal.downsample, temporal.spatial_pool_size)
@@ -132,7 +141,16 @@ def _token_table(config, processor_frames: list[int]) -> str:
     return "\n".join(rows)
 
 
-def write_model_card(path: Path, config, processor, *, model_id: str, license: str, base_models: list[str]) -> None:
+def _for_the_installed_package(usage: str) -> str:
+    """The usage blocks for a folder without code: `import storm_hf` registers the classes instead of remote code."""
+    usage = usage.replace(", trust_remote_code=True", "")
+    return usage.replace("```python\n", "```python\nimport storm_hf  # registers STORM with transformers' Auto classes\n")
+
+
+def write_model_card(
+    path: Path, config, processor, *, model_id: str, license: str, base_models: list[str], include_code: bool = True
+) -> None:
+    """Write the card; `include_code=False` describes a folder that loads only where storm-hf is installed."""
     temporal, vision, text = config.temporal_config, config.vision_config, config.text_config
     k = temporal.temporal_pool_size
     frames = 8 * k
@@ -142,7 +160,8 @@ def write_model_card(path: Path, config, processor, *, model_id: str, license: s
         "library_name: transformers",
         "pipeline_tag: video-text-to-text",
         "tags:",
-        *(f"- {tag}" for tag in ("storm", "video-llm", "mamba", "video-text-to-text", "custom_code")),
+        *(f"- {tag}" for tag in ("storm", "video-llm", "mamba", "video-text-to-text")),
+        *(["- custom_code"] if include_code else []),
     ]
     if base_models:
         metadata += ["base_model:", *(f"- {name}" for name in base_models)]
@@ -162,8 +181,9 @@ Video tokens reaching the LLM (each slot ends with one separator token), by test
 
 {_token_table(config, [8 * k, 16 * k, 32 * k])}
 
-Built with storm-hf. `pip install storm-hf` registers the classes so
-`trust_remote_code` is not needed; `pip install storm-hf[cuda]` adds the Mamba CUDA kernels.
+Built with storm-hf. {_INSTALL_NOTE[include_code]} `pip install storm-hf[cuda]` adds the Mamba CUDA kernels.
 """
     usage = _USAGE.format(model_id=model_id, frames=frames, max_frames=16 * k, k=k)
+    if not include_code:
+        usage = _for_the_installed_package(usage)
     path.write_text("\n".join(metadata) + "\n" + body + usage)

@@ -2,7 +2,7 @@
 
 from tokenizers import AddedToken
 
-VIDEO_TOKEN, IMAGE_TOKEN = "<|video_pad|>", "<|image_pad|>"
+from ..processors.processing_storm import IMAGE_TOKEN, VIDEO_TOKEN
 
 
 def add_placeholder_tokens(tokenizer) -> list[str]:

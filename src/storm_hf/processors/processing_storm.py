@@ -15,6 +15,8 @@ from transformers.processing_utils import ProcessingKwargs, Unpack
 
 from .video_processing_storm import StormVideosKwargs, make_image_list, make_video_list
 
+# The placeholders a prompt holds for each video / image, as Qwen2-VL spells them (the project's one definition).
+VIDEO_TOKEN, IMAGE_TOKEN = "<|video_pad|>", "<|image_pad|>"
 
 # Qwen2-style: a default system turn, `<|im_start|>role\n...<|im_end|>\n` per message, one placeholder per video or
 # image block. Assistant turns are marked for `return_assistant_tokens_mask`.
@@ -22,8 +24,8 @@ CHAT_TEMPLATE = (
     "{%- macro render(content) -%}"
     "{%- if content is string -%}{{ content }}"
     "{%- else -%}{%- for block in content -%}"
-    "{%- if block['type'] == 'video' -%}{{ '<|video_pad|>' }}"
-    "{%- elif block['type'] == 'image' -%}{{ '<|image_pad|>' }}"
+    "{%- if block['type'] == 'video' -%}{{ '" + VIDEO_TOKEN + "' }}"
+    "{%- elif block['type'] == 'image' -%}{{ '" + IMAGE_TOKEN + "' }}"
     "{%- elif block['type'] == 'text' -%}{{ block['text'] }}"
     "{%- endif -%}"
     "{%- endfor -%}{%- endif -%}"
@@ -73,8 +75,8 @@ class StormProcessor(ProcessorMixin):
         video_processor=None,
         tokenizer=None,
         chat_template=None,
-        video_token: str = "<|video_pad|>",
-        image_token: str = "<|image_pad|>",
+        video_token: str = VIDEO_TOKEN,
+        image_token: str = IMAGE_TOKEN,
         frame_separator: str = "\n",
         **kwargs,
     ):

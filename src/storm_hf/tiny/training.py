@@ -16,7 +16,7 @@ from .recipe import NUM_FRAMES, TEMPORAL_POOL, build_model, build_processor
 
 class StrideMixingCollator(StormDataCollator):
     """A `StormDataCollator` that encodes each batch at one sampling stride drawn from `strides` (deterministically
-    from the batch's first row and the seed) and passes that stride to the model with the batch."""
+    from the batch's first row and the seed)."""
 
     def __init__(self, processor, *, strides, **kwargs):
         super().__init__(processor, **kwargs)
@@ -25,9 +25,7 @@ class StrideMixingCollator(StormDataCollator):
     def __call__(self, rows: list[dict]):
         stride = random.Random(f"{self.seed}:{rows[0]['id']}").choice(self.strides)
         self.frame_kwargs["temporal_sampling_stride"] = stride
-        batch = super().__call__(rows)
-        batch["temporal_sampling_stride"] = stride
-        return batch
+        return super().__call__(rows)
 
 
 def ensure_split(data_dir: Path, split: str, size: int, num_frames: int = NUM_FRAMES) -> Path:

@@ -227,6 +227,9 @@ class StormDataCollator:
         if videos:
             batch["pixel_values_videos"] = _pad_frames([sample["pixel_values_videos"] for sample in videos])
             batch["video_frame_counts"] = torch.cat([sample["video_frame_counts"] for sample in videos])
+            if "temporal_sampling_stride" in self.frame_kwargs:
+                # the processor made tokens for this stride; the model must sample the same slots
+                batch["temporal_sampling_stride"] = self.frame_kwargs["temporal_sampling_stride"]
         images = [sample["pixel_values"] for sample in samples if "pixel_values" in sample]
         if images:
             batch["pixel_values"] = torch.cat(images)
