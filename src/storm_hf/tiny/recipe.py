@@ -16,9 +16,6 @@ SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "storm-t
 FRAME_SIZE = 32
 NUM_FRAMES = 16
 TEMPORAL_POOL = 4
-# Weight init std: about 1/sqrt(width) at the LLM's 128 channels. transformers' usual 0.02 suits thousands of
-# channels; here it would make every projection shrink its input about 4x and starve the vision side of gradient.
-INITIALIZER_RANGE = 0.08
 VOCAB_SIZE = 420  # every question word and every answer one token
 MAX_NEW_TOKENS = 4  # an answer is one word and the end-of-turn token
 
@@ -41,12 +38,8 @@ TEXT_CONFIG = {
     "num_key_value_heads": 2,
     "max_position_embeddings": 512,
     "tie_word_embeddings": True,
-    "initializer_range": INITIALIZER_RANGE,
 }
-TEMPORAL_CONFIG = {
-    "d_state": 8, "expand": 1, "temporal_pool_size": TEMPORAL_POOL, "bidirectional": True,
-    "initializer_range": INITIALIZER_RANGE,
-}
+TEMPORAL_CONFIG = {"d_state": 8, "expand": 1, "temporal_pool_size": TEMPORAL_POOL, "bidirectional": True}
 # The chat template's own text (the default system turn and the role names), so the BPE learns it whole.
 _CHAT_TEXTS = ["system\nYou are a helpful assistant.\n", "user\n", "assistant\n"]
 
