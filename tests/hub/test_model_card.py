@@ -3,6 +3,8 @@ Hub id replaced by the exported folder, a real `video.mp4` beside it."""
 
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -30,19 +32,23 @@ def test_card_block_runs(hub_folder, video_file, tmp_path, python_without_storm_
     assert result.stdout.strip(), "every block prints what it produced"
 
 
-@pytest.mark.parametrize("index", [0, 1])
-def test_the_card_of_a_folder_without_code_runs_with_the_installed_package(
-    tiny_model_and_processor, video_file, tmp_path, index
-):
-    import subprocess
-    import sys
 
+@pytest.fixture(scope="module")
+def folder_without_code(tiny_model_and_processor, tmp_path_factory):
     from storm_hf.conversion.hub_export import export_hub_folder
 
-    folder = export_hub_folder(*tiny_model_and_processor, tmp_path / "tiny-storm", include_code=False)
-    card = (folder / "README.md").read_text()
+    return export_hub_folder(
+        *tiny_model_and_processor, tmp_path_factory.mktemp("installed") / "tiny-storm", include_code=False
+    )
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_card_of_a_folder_without_code_runs_with_the_installed_package(
+    folder_without_code, video_file, tmp_path, index
+):
+    card = (folder_without_code / "README.md").read_text()
     assert "trust_remote_code=True" not in card and "custom_code" not in card and "holds no model code" in card
-    block = card_blocks(folder)[index].replace('"tiny-storm"', repr(str(folder)))
+    block = card_blocks(folder_without_code)[index].replace('"tiny-storm"', repr(str(folder_without_code)))
     assert block.startswith("import storm_hf")
     shutil.copy(video_file, tmp_path / "video.mp4")
     result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, timeout=300)

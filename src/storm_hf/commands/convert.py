@@ -2,7 +2,7 @@
 
 import sys
 
-DTYPE_CHOICES = ("float32", "bfloat16", "float16")
+from . import DTYPE_CHOICES, add_hub_folder_arguments
 
 
 def add_arguments(parser) -> None:
@@ -18,9 +18,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--tokenizer", help="tokenizer folder (default: llm/, or the checkpoint folder)")
     parser.add_argument("--no-verify", action="store_true", help="skip the parity checks against the research parts")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
-    parser.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard (default: 5GB)")
-    parser.add_argument("--model-id", help="Hub id used in the model card's examples (default: OUT_DIR's name)")
+    add_hub_folder_arguments(parser)
 
 
 def run(args) -> int:

@@ -1,15 +1,13 @@
 """`storm-hf export SRC OUT_DIR`: a saved STORM model + processor to a Hub-ready folder."""
 
-DTYPE_CHOICES = ("float32", "bfloat16", "float16")
+from . import DTYPE_CHOICES, add_hub_folder_arguments
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("source", metavar="SRC", help="folder (or Hub id) with a saved STORM model and its processor")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="Hub folder to write (must not exist or be empty)")
     parser.add_argument("--dtype", choices=DTYPE_CHOICES, help="dtype of the written weights (default: the source's)")
-    parser.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard (default: 5GB)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
-    parser.add_argument("--model-id", help="Hub id used in the model card's examples (default: OUT_DIR's name)")
+    add_hub_folder_arguments(parser)
     parser.add_argument("--license", default="apache-2.0", help="license in the model card's metadata")
     parser.add_argument("--base-model", action="append", default=[], help="base model Hub id for the card (repeatable)")
 

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from .convert import DTYPE_CHOICES
+from . import DTYPE_CHOICES, add_hub_folder_arguments
 
 
 def add_arguments(parser) -> None:
@@ -24,9 +24,7 @@ def add_arguments(parser) -> None:
         "--dtype", choices=("auto", *DTYPE_CHOICES), default="auto", help="weights dtype (default: the LLM's)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the temporal encoder's initialisation")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
-    parser.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard (default: 5GB)")
-    parser.add_argument("--model-id", help="Hub id used in the model card's examples (default: OUT_DIR's name)")
+    add_hub_folder_arguments(parser)
 
 
 def run(args) -> int:

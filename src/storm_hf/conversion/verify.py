@@ -89,6 +89,11 @@ def _tolerance(dtype: torch.dtype, reference: torch.Tensor) -> float:
     return TOLERANCES[dtype] * max(1.0, reference.float().abs().max().item())
 
 
+def _output_check(part: layout.Part, copied: int, what: str, ours, expected, dtype: torch.dtype) -> PartCheck:
+    """Our outputs against the stock model's, within `dtype`'s tolerance scaled to the outputs' size."""
+    return PartCheck(part.description, copied, what, _max_abs_diff(ours, expected), _tolerance(dtype, expected))
+
+
 def _reference_model(checkpoint, part: layout.Part, auto_class, mapping, dtype: torch.dtype):
     """The stock transformers model of a research part: from its sub-folder, or from the single file's tensors."""
     folder = checkpoint.part_dirs[part.name]
@@ -110,13 +115,7 @@ def _check_vision(model, checkpoint, copied: int) -> PartCheck:
     name = type(reference).__name__
     del reference
     ours = model.model._encode_frames(pixels).flatten(1, 2)  # the features STORM feeds forward, (N, G*G, C)
-    return PartCheck(
-        layout.VISION.description,
-        copied,
-        f"features at layer {layer} vs {name}",
-        _max_abs_diff(ours, expected),
-        _tolerance(model.dtype, expected),
-    )
+    return _output_check(layout.VISION, copied, f"features at layer {layer} vs {name}", ours, expected, model.dtype)
 
 
 def _check_language_model(model, checkpoint, copied: int) -> PartCheck:
@@ -127,13 +126,7 @@ def _check_language_model(model, checkpoint, copied: int) -> PartCheck:
     name = type(reference).__name__
     del reference
     ours = model(input_ids=input_ids).logits[..., :vocab]  # rows added for new tokens are not in the reference
-    return PartCheck(
-        layout.LLM.description,
-        copied,
-        f"text-only logits vs {name}",
-        _max_abs_diff(ours, expected),
-        _tolerance(model.dtype, expected),
-    )
+    return _output_check(layout.LLM, copied, f"text-only logits vs {name}", ours, expected, model.dtype)
 
 
 def _check_projector(model, checkpoint, pairs: list[tuple[str, str]]) -> PartCheck:
