@@ -128,8 +128,9 @@ def test_blocked_matches_reference_bf16_inputs(batch, dim, d_state, length, grou
     assert_exact(state, state_ref)
 
 
-def test_blocked_gradients_match_reference():
-    inputs = make_inputs(2, 16, 4, 40, groups=2)
+@pytest.mark.parametrize("steps", [dict(), dict(dt_scale=3.0, A_noise=0.5)], ids=["init", "large-steps"])
+def test_blocked_gradients_match_reference(steps):
+    inputs = make_inputs(2, 16, 4, 40, groups=2, **steps)
     names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"]
     for name in names:
         inputs[name].requires_grad_(True)

@@ -15,9 +15,10 @@ from storm_hf.tiny.recipe import NUM_FRAMES, SHIPPED_MODEL_DIR
 # Test-split indices 480..527: the test split, beyond the 480 videos the docs evaluate; 48 consecutive indices hold
 # every answer of every question type equally often.
 SAMPLE_START, SAMPLE_SIZE = 480, 48
-# docs/shipped-model.md reports 27.1% (16 frames, s = 1, test indices 0..479; the current weights are at chance
-# level); this sample scored 15 of 48 (31%) when the weights were shipped. Raise both when the model is retrained.
-MIN_ACCURACY = 0.22
+# docs/shipped-model.md reports 43.8% overall and 82.5% on direction questions (16 frames, s = 1, test indices
+# 0..479); this sample scored 24 of 48 (50%) overall and 10 of 12 on direction when the weights were shipped.
+# Direction is the type the model has learned to read from the video; the others are near their chance levels.
+MIN_ACCURACY, MIN_DIRECTION_ACCURACY = 0.40, 0.75
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +44,14 @@ def test_shipped_folder_is_complete_and_pickle_free():
 
 
 def test_pipeline_accuracy_on_fresh_test_videos(pipe, sample):
-    right = 0
+    right = {row["id"]: False for row in sample}
     for row in sample:
         question = row["messages"][0]["content"][1]["text"]
         answer = pipe(text=question, videos=row["video"], num_frames=NUM_FRAMES)[0]["generated_text"]
-        right += answer.strip().lower() == row["answer"]
-    assert right / len(sample) >= MIN_ACCURACY, f"{right} of {len(sample)} right"
+        right[row["id"]] = answer.strip().lower() == row["answer"]
+    direction = [right[row["id"]] for row in sample if row["question_type"] == "direction"]
+    assert sum(right.values()) / len(sample) >= MIN_ACCURACY, f"{sum(right.values())} of {len(sample)} right"
+    assert sum(direction) / len(direction) >= MIN_DIRECTION_ACCURACY, f"direction: {sum(direction)} of {len(direction)}"
 
 
 def test_demo_prints_every_field(capsys):

@@ -1,29 +1,58 @@
-"""`storm-hf train-tiny` end to end on a handful of videos and two steps: it renders the data, trains, scores the
-validation split and writes a folder that loads and answers."""
+"""`storm-hf train-tiny` end to end on a handful of scenes and two steps: it renders the validation videos, trains on
+fresh scenes stage by stage, scores the validation split and writes a folder that loads and answers; the curriculum
+option's parsing and the scene stream's order."""
 
 import json
 
 import pytest
+import torch
+
+from storm_hf.data.questions import QUESTION_TYPES
 
 from storm_hf import StormForConditionalGeneration
 from storm_hf.cli import main
 from storm_hf.processors.processing_storm import StormProcessor
 from storm_hf.tiny.evaluation import accuracy, evaluate_rows, load_rows
+from storm_hf.tiny.scene_stream import SceneStream, Stage
+from storm_hf.tiny.training import format_curriculum, parse_curriculum
 
 
 @pytest.mark.parametrize("temporal_layers", [2, 0])
 def test_train_tiny_writes_a_loadable_model(tmp_path, temporal_layers):
     out = tmp_path / "run"
-    argv = ["train-tiny", "--out", str(out), "--temporal-layers", str(temporal_layers), "--train-size", "8",
-            "--validation-size", "4", "--max-steps", "2", "--batch-size", "4", "--num-workers", "0"]
+    argv = ["train-tiny", "--out", str(out), "--temporal-layers", str(temporal_layers), "--curriculum",
+            "direction=4,all=4", "--validation-size", "4", "--eval-every", "1", "--batch-size", "4", "--num-workers", "0"]
     assert main(argv) == 0
 
     summary = json.loads((out / "validation.json").read_text())
     assert summary["temporal_layers"] == temporal_layers
-    assert set(summary["validation"][-1]) == {"epoch", "step", "s1", "s2"}
+    assert summary["steps"] == 2 and [point["step"] for point in summary["validation"]] == [1, 2]
+    assert set(summary["validation"][-1]["s2"]) == {"overall", *QUESTION_TYPES}
     model = StormForConditionalGeneration.from_pretrained(out / "model")
     assert len(model.model.temporal_encoder.layers) == temporal_layers
     processor = StormProcessor.from_pretrained(out / "model")
     rows = load_rows(out / "data" / "validation.jsonl")
     answers = evaluate_rows(model, processor, rows, num_frames=16, stride=2)
     assert len(answers) == 4 and set(accuracy(rows, answers)) >= {"overall"}
+
+
+def test_curriculum_text_round_trips_and_bad_stages_are_named():
+    stages = parse_curriculum("direction=8, direction+flash_count=16,all=32")
+    assert stages == (Stage(("direction",), 8), Stage(("direction", "flash_count"), 16), Stage(tuple(QUESTION_TYPES), 32))
+    assert parse_curriculum(format_curriculum(stages)) == stages
+    for bad in ("direction", "colour=8", "all=0", "all=x"):
+        with pytest.raises(ValueError, match=f"bad curriculum stage '{bad}'"):
+            parse_curriculum(bad)
+
+
+def test_scene_stream_runs_its_stages_in_order_and_workers_keep_the_order():
+    stages = (Stage(("direction",), 4), Stage(("flash_count", "single_frame_colour"), 8))
+    stream = SceneStream(stages, num_frames=8, frame_size=32, pool_window=4, first_index=100, block_size=2)
+    rows = list(stream)
+    assert len(rows) == len(stream) == 12
+    assert [row["id"] for row in rows] == [f"train-{index:08d}" for index in range(100, 112)]
+    assert [row["question_type"] for row in rows] == ["direction"] * 4 + ["flash_count", "single_frame_colour"] * 4
+    assert rows[0]["video"].shape == (8, 32, 32, 3) and rows[0]["video"].dtype.name == "uint8"
+    # two workers, each yielding its blocks of 2 rows: the loader interleaves them back into the same order
+    loader = torch.utils.data.DataLoader(stream, batch_size=2, num_workers=2, collate_fn=lambda batch: batch)
+    assert [row["id"] for batch in loader for row in batch] == [row["id"] for row in rows]

@@ -3,9 +3,11 @@
 import json
 
 import datasets
+import numpy as np
 import pytest
 import torch
 
+from storm_hf.processors.video_decoding import VideoReader
 from storm_hf.training.data import IGNORE_INDEX, StormDataCollator, build_conversation, load_training_dataset
 
 from training_rows import NUM_FRAMES, ROWS
@@ -48,6 +50,19 @@ def test_each_media_item_gets_the_rows_path_and_counts_must_agree():
         build_conversation({**row, "video": None, "messages": [
             {"role": "user", "content": [{"type": "image"}]}, row["messages"][1]
         ]})
+
+
+def test_a_row_may_carry_decoded_frames_instead_of_a_path(processor, dataset):
+    row = rows_by_id(dataset)["left"]
+    with VideoReader(row["video"]) as reader:
+        frames = reader.read(np.arange(NUM_FRAMES))  # (T, H, W, 3) uint8
+    in_memory = {**row, "video": frames}
+    assert build_conversation(in_memory)[0]["content"][0]["video"] is frames
+    collator = StormDataCollator(processor, frame_kwargs=FRAMES)
+    from_file, from_frames = collator([row]), collator([in_memory, {**row, "video": torch.from_numpy(frames)}])
+    for key in ("input_ids", "labels", "pixel_values_videos", "video_frame_counts"):
+        for index in (0, 1):
+            torch.testing.assert_close(from_frames[key][index], from_file[key][0], rtol=0, atol=0, msg=key)
 
 
 def assistant_spans(input_ids, tokenizer) -> torch.Tensor:

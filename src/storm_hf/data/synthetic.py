@@ -31,6 +31,7 @@ __all__ = [
     "load_jsonl_dataset",
     "make_sample",
     "question_texts",
+    "sample_row",
     "sample_seed",
     "vocabulary_words",
     "write_dataset",
@@ -88,7 +89,8 @@ def make_sample(
     return question, render(question.sprites, num_frames, frame_size, background)
 
 
-def _row(sample_id: str, question: Question, num_frames: int) -> dict:
+def sample_row(sample_id: str, question: Question, num_frames: int) -> dict:
+    """The training-format row of a sample (its video at `videos/<sample_id>.mp4`)."""
     return {
         "id": sample_id,
         "video": f"videos/{sample_id}.mp4",
@@ -122,7 +124,7 @@ def write_dataset(
     rows = []
     for index in tqdm(range(seed, seed + n), desc=f"rendering {split}", disable=None):
         question, frames = make_sample(split, index, num_frames, frame_size, pool_window, question_types)
-        row = _row(f"{split}-{index:08d}", question, num_frames)
+        row = sample_row(f"{split}-{index:08d}", question, num_frames)
         write_video(out_dir / row["video"], frames, fps=fps, options=VIDEO_OPTIONS)
         rows.append(row)
     path = out_dir / f"{split}.jsonl"

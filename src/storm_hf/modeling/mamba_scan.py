@@ -2,10 +2,12 @@
 
 * `selective_scan_reference`: a short sequential loop that reads like the equations; used by tests.
 * `selective_scan_blocked`: the fast pure-PyTorch path (CPU, or CUDA without the kernels). Time is cut into chunks
-  of 16 steps, turned time-major so every op runs along the long `dim` axis; each chunk is discretised with a few
+  of 16 steps, turned time-major with the state index before the channel index, so every op (broadcasts included)
+  runs along the long `dim` axis innermost; each chunk is discretised with a few
   whole-chunk ops into two reused buffers, the recurrence is one fused multiply-add per step in place, and the output
   (with `D` and the `z` gate) is one batched matmul and two ops per chunk. The only `(length, dim, d_state)`-sized
-  memory is one chunk's.
+  memory is one chunk's. Under autograd the recurrence is one `autograd.Function` with a hand-written backward
+  (the same in-place loop, run backwards), not a graph of one node per step.
 * the `mamba_ssm` / `causal_conv1d` CUDA kernels, used when they are installed and the tensors live on CUDA.
 
 All functions take mamba_ssm's layout: `u`, `delta`, `z` are `(batch, dim, length)`; `A` is `(dim, d_state)`;
@@ -126,14 +128,47 @@ def selective_scan_reference(
 
 
 def _time_major(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """(batch, dim, n) -> (n, batch, groups, dim // groups, 1), contiguous fp32.
+    """(batch, dim, n) -> (n, batch, groups, 1, dim // groups), contiguous fp32.
 
     The slice is made contiguous first: transposing it straight out of a long (dim, L) tensor would read one
     element per row, a new page each time. Time-major, every per-chunk op runs along the long `dim` axis.
     """
     batch, dim, n = x.shape
     x = x.float().contiguous().permute(2, 0, 1)  # (n, batch, dim)
-    return x.reshape(n, batch, groups, dim // groups, 1).contiguous()
+    return x.reshape(n, batch, groups, 1, dim // groups).contiguous()
+
+
+def _recur_(decay: torch.Tensor, states: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """h_t = decay_t * h_{t-1} + states_t along dim 0, in place in `states` (h_{-1} = `state`); returns `states`."""
+    states[0].addcmul_(decay[0], state)
+    for t in range(1, states.shape[0]):
+        states[t].addcmul_(decay[t], states[t - 1])
+    return states
+
+
+class _LinearRecurrence(torch.autograd.Function):
+    """`_recur_` out of place, differentiable. With g_t the gradient reaching h_t, the gradient of the loss with
+    respect to h_t is G_t = g_t + decay_{t+1} G_{t+1} (the same recurrence, run backwards); then d inputs_t = G_t,
+    d decay_t = G_t h_{t-1} and d state = decay_0 G_0."""
+
+    @staticmethod
+    def forward(ctx, decay, inputs, state):
+        # `inputs` becomes the states in place: callers pass a temporary (dt B u) that nothing else reads
+        ctx.mark_dirty(inputs)
+        states = _recur_(decay, inputs, state)
+        ctx.save_for_backward(decay, states, state)
+        return states
+
+    @staticmethod
+    def backward(ctx, grad_states):
+        decay, states, state = ctx.saved_tensors
+        grad = grad_states.clone()  # becomes G, last step first
+        for t in range(grad.shape[0] - 2, -1, -1):
+            grad[t].addcmul_(decay[t + 1], grad[t + 1])
+        grad_decay = torch.empty_like(grad)
+        torch.mul(grad[0], state, out=grad_decay[0])
+        torch.mul(grad[1:], states[:-1], out=grad_decay[1:])
+        return grad_decay, grad, decay[0] * grad[0]
 
 
 def selective_scan_blocked(
@@ -151,8 +186,8 @@ def selective_scan_blocked(
 ):
     """Same result as `selective_scan_reference`, fast in pure PyTorch; extra memory is one chunk of states.
 
-    Differentiable: when autograd records, the recurrence is built out of place (autograd keeps every state, as
-    it must for the backward pass); otherwise it runs in place in two reused `(chunk, batch, dim, d_state)` buffers.
+    Differentiable: when autograd records, each chunk's recurrence is a `_LinearRecurrence` that keeps the chunk's
+    states for the backward pass; otherwise it runs in place in two reused `(chunk, batch, dim, d_state)` buffers.
     """
     _check_scan_shapes(u, A, B, C)
     batch, dim, length = u.shape
@@ -160,53 +195,49 @@ def selective_scan_blocked(
     groups, d_state = B.shape[1], B.shape[2]
     dg = dim // groups
     # exp(dt A) = exp2(dt A log2(e)): exp2 is several times faster than exp on CPU, and as accurate here
-    A2 = (A.float() * _LOG2_E).reshape(groups, dg, d_state)
-    # (dim,) -> (groups, dg, 1), to broadcast against time-major chunks
-    bias, D = (None if t is None else t.float().reshape(groups, dg, 1) for t in (delta_bias, D))
+    # (dim, N) -> (groups, N, dg): channels innermost, like every chunk tensor
+    A2 = (A.float() * _LOG2_E).reshape(groups, dg, d_state).transpose(1, 2).contiguous()
+    # (dim,) -> (groups, 1, dg), to broadcast against time-major chunks
+    bias, D = (None if t is None else t.float().reshape(groups, 1, dg) for t in (delta_bias, D))
     tensors = (u, delta, A, B, C, D, z, bias)
     in_place = not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors))
     f32 = dict(dtype=torch.float32, device=u.device)
     chunk = max(1, min(chunk_size, length))
     if in_place:
-        decay_buffer = torch.empty(chunk, batch, groups, dg, d_state, **f32)
+        decay_buffer = torch.empty(chunk, batch, groups, d_state, dg, **f32)
         states_buffer = torch.empty_like(decay_buffer)
-    state = torch.zeros(batch, groups, dg, d_state, **f32)
+    state = torch.zeros(batch, groups, d_state, dg, **f32)
     y = torch.empty(batch, dim, length, dtype=u.dtype, device=u.device)
     for start in range(0, length, chunk):
         stop = min(start + chunk, length)
         n = stop - start
-        dt = _time_major(delta[..., start:stop], groups)  # (n, batch, g, dg, 1)
+        dt = _time_major(delta[..., start:stop], groups)  # (n, batch, g, 1, dg)
         if bias is not None:
             dt = dt + bias
         if delta_softplus:
             dt = _softplus(dt)
-        x = _time_major(u[..., start:stop], groups)  # (n, batch, g, dg, 1)
-        Bc = B[..., start:stop].float().permute(3, 0, 1, 2).unsqueeze(3).contiguous()  # (n, batch, g, 1, N)
+        x = _time_major(u[..., start:stop], groups)  # (n, batch, g, 1, dg)
+        Bc = B[..., start:stop].float().permute(3, 0, 1, 2).unsqueeze(4).contiguous()  # (n, batch, g, N, 1)
         # (batch, g, N, n) -> (n * batch * g, 1, N)
         Cc = C[..., start:stop].float().permute(3, 0, 1, 2).reshape(n * batch * groups, 1, d_state)
         if in_place:
-            decay = torch.mul(dt, A2, out=decay_buffer[:n]).exp2_()  # (n, batch, g, dg, N)
+            decay = torch.mul(dt, A2, out=decay_buffer[:n]).exp2_()  # (n, batch, g, N, dg)
             states = torch.mul(dt * x, Bc, out=states_buffer[:n])  # dt B u, becomes h step by step
-            a, h = decay.unbind(0), states.unbind(0)
-            h[0].addcmul_(a[0], state)
-            for t in range(1, n):
-                h[t].addcmul_(a[t], h[t - 1])
+            _recur_(decay, states, state)
         else:
-            h, hs = state, []
-            for a_t, bu_t in zip(torch.exp2(dt * A2).unbind(0), (dt * x * Bc).unbind(0)):
-                h = torch.addcmul(bu_t, a_t, h)
-                hs.append(h)
-            states = torch.stack(hs)  # (n, batch, g, dg, N)
+            states = _LinearRecurrence.apply(torch.exp2(dt * A2), dt * x * Bc, state)  # (n, batch, g, N, dg)
         state = states[n - 1].clone()
-        # y_t = C_t h_t: (n*batch*g, 1, N) @ (n*batch*g, N, dg) -> (n*batch*g, 1, dg) -> (n, batch, g, dg, 1)
-        yc = torch.bmm(Cc, states.view(n * batch * groups, dg, d_state).transpose(1, 2))
-        yc = yc.view(n, batch, groups, dg, 1)
+        # y_t = C_t h_t: (n*batch*g, 1, N) @ (n*batch*g, N, dg) -> (n*batch*g, 1, dg) -> (n, batch, g, 1, dg)
+        yc = torch.bmm(Cc, states.view(n * batch * groups, d_state, dg))
+        yc = yc.view(n, batch, groups, 1, dg)
         if D is not None:
             yc.addcmul_(x, D)
         if z is not None:
             yc.mul_(F.silu(_time_major(z[..., start:stop], groups)))
         y[..., start:stop] = yc.view(n, batch, dim).permute(1, 2, 0)
-    return (y, state.view(batch, dim, d_state)) if return_last_state else y
+    if not return_last_state:
+        return y
+    return y, state.transpose(2, 3).reshape(batch, dim, d_state)  # (batch, g, N, dg) -> (batch, dim, N)
 
 
 def selective_scan(

@@ -8,7 +8,8 @@ question and answer of the synthetic data and the chat template's text.
 
 from pathlib import Path
 
-from ..data.questions import answer_vocabulary, question_texts
+from ..data.questions import QUESTION_TYPES, answer_vocabulary, question_texts
+from .scene_stream import Stage
 
 # The shipped model, inside the package (written by `storm-hf train-tiny --out ... --ship`).
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "storm-tiny"
@@ -39,6 +40,9 @@ TEXT_CONFIG = {
     "max_position_embeddings": 512,
     "tie_word_embeddings": True,
 }
+# Fresh scenes per training stage, in order (`storm-hf train-tiny --curriculum`): direction questions first, which
+# teach the language model to read the video tokens, then every question type (docs/shipped-model.md).
+CURRICULUM = (Stage(("direction",), 38_400), Stage(tuple(QUESTION_TYPES), 102_400))
 TEMPORAL_CONFIG = {"d_state": 8, "expand": 1, "temporal_pool_size": TEMPORAL_POOL, "bidirectional": True}
 # The chat template's own text (the default system turn and the role names), so the BPE learns it whole.
 _CHAT_TEXTS = ["system\nYou are a helpful assistant.\n", "user\n", "assistant\n"]

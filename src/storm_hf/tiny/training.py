@@ -1,17 +1,21 @@
-"""`train_tiny`: render the synthetic data, build the tiny STORM from scratch and train it with the project's Trainer.
+"""`train_tiny`: build the tiny STORM from scratch and train it with the project's Trainer on fresh rendered scenes.
 
-Every trained part learns from scratch at one learning rate. Each batch is encoded at a test-time sampling stride
-drawn from `train_strides` (default 1 and 2, for the model with and without Mamba blocks alike), and the
-validation split's accuracy is measured after every epoch; the test split is never read here.
+Every trained part learns from scratch at one learning rate. The training rows are scenes rendered on the fly, a
+new one for every sample, in the stages of a curriculum (`scene_stream`); each batch is encoded at a test-time
+sampling stride drawn from `train_strides` (default 1 and 2, for the model with and without Mamba blocks alike).
+The validation split (real H.264 files) is scored during training; the test split is never read here.
 """
 
 import json
+import math
 import random
 from pathlib import Path
 
+from ..data.questions import QUESTION_TYPES
 from ..data.synthetic import write_dataset
 from ..training.data import StormDataCollator
-from .recipe import NUM_FRAMES, TEMPORAL_POOL, build_model, build_processor
+from .recipe import CURRICULUM, FRAME_SIZE, NUM_FRAMES, TEMPORAL_POOL, build_model, build_processor
+from .scene_stream import SceneStream, Stage
 
 
 class StrideMixingCollator(StormDataCollator):
@@ -38,18 +42,42 @@ def ensure_split(data_dir: Path, split: str, size: int, num_frames: int = NUM_FR
     return write_dataset(size, 0, data_dir, split=split, num_frames=num_frames, pool_window=TEMPORAL_POOL)
 
 
+def parse_curriculum(text: str) -> tuple[Stage, ...]:
+    """`"direction=19200,direction+flash_count=25600,all=51200"` -> stages (question types joined by `+`, `all` for
+    every type, then `=` and the number of fresh scenes)."""
+    stages = []
+    for part in text.split(","):
+        types, _, samples = part.strip().partition("=")
+        names = tuple(QUESTION_TYPES) if types == "all" else tuple(types.split("+"))
+        unknown = [name for name in names if name not in QUESTION_TYPES]
+        if unknown or not samples.isdigit() or int(samples) < 1:
+            raise ValueError(
+                f"bad curriculum stage {part!r}: write TYPES=SAMPLES, TYPES being 'all' or question types joined by "
+                f"'+' (from {list(QUESTION_TYPES)}) and SAMPLES a positive number of scenes"
+            )
+        stages.append(Stage(names, int(samples)))
+    return tuple(stages)
+
+
+def format_curriculum(stages) -> str:
+    """The inverse of `parse_curriculum`."""
+    return ",".join(
+        f"{'all' if set(stage.question_types) == set(QUESTION_TYPES) else '+'.join(stage.question_types)}"
+        f"={stage.samples}"
+        for stage in stages
+    )
+
+
 def train_tiny(
     out_dir,
     *,
     temporal_layers: int = 2,
-    train_size: int = 4800,
+    curriculum=CURRICULUM,
     validation_size: int = 240,
-    epochs: float = 4,
-    batch_size: int = 16,
-    learning_rate: float = 3e-3,
+    batch_size: int = 64,
+    learning_rate: float = 2e-3,
     train_strides=(1, 2),
-    warmup_types=("direction",),
-    warmup_epochs: float = 0,
+    eval_every: int = 500,
     seed: int = 0,
     data_dir=None,
     max_steps: int = -1,
@@ -57,82 +85,72 @@ def train_tiny(
 ) -> Path:
     """Train the tiny STORM (`temporal_layers=0`: the baseline) into `out_dir/model`; returns that folder.
 
-    With `warmup_epochs`, training starts with that many epochs over the `warmup_types` questions only. The data is
-    rendered into `data_dir` (default `out_dir/data`) unless already there. The validation accuracy after
-    each epoch goes to `out_dir/validation.json`.
+    `curriculum`: `Stage`s of fresh scenes, trained in order, each scene once (one step per `batch_size` of them,
+    or `max_steps` if > 0). The validation split is rendered into `data_dir` (default `out_dir/data`) unless already
+    there, and its accuracy every `eval_every` steps and at the end goes to `out_dir/validation.json`.
     """
     from transformers import TrainerCallback
 
-    from ..training import StormTrainingArguments, build_trainer, load_training_dataset, save_trained
+    from ..training import StormTrainingArguments, build_trainer, save_trained
     from .evaluation import accuracy, evaluate_rows
 
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir is not None else out_dir / "data"
-    train_file = ensure_split(data_dir, "train", train_size)
     validation = [json.loads(line) for line in ensure_split(data_dir, "validation", validation_size).open()]
     for row in validation:
         row["video"] = str((data_dir / row["video"]).resolve())
 
     processor = build_processor()
     model = build_model(processor, temporal_layers, seed)
-
-    def trainer_for(rows, epochs):
-        args = StormTrainingArguments(
-            output_dir=str(out_dir),
-            learning_rate=learning_rate,
-            num_train_epochs=epochs,
-            max_steps=max_steps,
-            per_device_train_batch_size=batch_size,
-            warmup_steps=0.05,
-            weight_decay=0.01,
-            num_frames=NUM_FRAMES,
-            seed=seed,
-            logging_steps=20,
-            save_strategy="no",
-            report_to="none",
-            dataloader_num_workers=num_workers,
-            disable_tqdm=True,
-        )
-        trainer = build_trainer(model, processor, rows, args)
-        trainer.data_collator = StrideMixingCollator(
-            processor,
-            strides=train_strides,
-            max_length=args.max_length,
-            frame_kwargs=args.frame_kwargs,
-            dataset=rows,
-            seed=seed,
-        )
-        return trainer
-
-    dataset = load_training_dataset(train_file)
-    if warmup_epochs:
-        # Questions that need the video but no binding to the text first, so the LLM learns to read the video tokens.
-        warmup_rows = dataset.filter(lambda row: row["question_type"] in warmup_types)
-        trainer_for(warmup_rows, warmup_epochs).train()
-    trainer = trainer_for(dataset, epochs)
+    scenes = SceneStream(
+        curriculum, num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, pool_window=TEMPORAL_POOL, block_size=batch_size
+    )
+    steps = max_steps if max_steps > 0 else math.ceil(len(scenes) / batch_size)
+    args = StormTrainingArguments(
+        output_dir=str(out_dir),
+        learning_rate=learning_rate,
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        # constant after a short warm-up (each stage brings new questions), decayed over the last 10% of the steps
+        lr_scheduler_type="warmup_stable_decay",
+        lr_scheduler_kwargs={"num_decay_steps": steps // 10},
+        warmup_steps=min(30, steps // 10),
+        weight_decay=0.01,
+        num_frames=NUM_FRAMES,
+        seed=seed,
+        logging_steps=50,
+        save_strategy="no",
+        report_to="none",
+        dataloader_num_workers=num_workers,
+        disable_tqdm=True,
+    )
+    trainer = build_trainer(model, processor, scenes, args)
+    trainer.data_collator = StrideMixingCollator(
+        processor, strides=train_strides, max_length=args.max_length, frame_kwargs=args.frame_kwargs, seed=seed
+    )
     curve = []
 
     class ValidationAccuracy(TrainerCallback):
-        def on_epoch_end(self, train_args, state, control, model=None, **kwargs):
-            point = {"epoch": round(state.epoch, 2), "step": state.global_step}
+        def on_step_end(self, train_args, state, control, model=None, **kwargs):
+            if state.global_step % eval_every and state.global_step != state.max_steps:
+                return
+            point = {"step": state.global_step, "samples": state.global_step * batch_size}
             for stride in train_strides:
                 answers = evaluate_rows(model, processor, validation, num_frames=NUM_FRAMES, stride=stride)
-                point[f"s{stride}"] = accuracy(validation, answers)["overall"]
-            model.train()
+                point[f"s{stride}"] = accuracy(validation, answers)
             curve.append(point)
-            print(f"validation accuracy: {point}", flush=True)
+            print(f"validation accuracy: {json.dumps(point)}", flush=True)
 
     trainer.add_callback(ValidationAccuracy())
     result = trainer.train()
     model_dir = save_trained(trainer, out_dir / "model")
     summary = {
         "temporal_layers": temporal_layers,
-        "train_size": train_size,
-        "epochs": epochs,
+        "curriculum": format_curriculum(curriculum),
+        "steps": steps,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "train_strides": list(train_strides),
-        "warmup": {"types": list(warmup_types), "epochs": warmup_epochs},
         "seed": seed,
         "train_runtime_s": round(result.metrics["train_runtime"], 1),
         "validation": curve,

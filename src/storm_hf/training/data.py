@@ -7,6 +7,8 @@ A row holds a conversation in the usual `messages` form and the media it refers 
                   {"role": "assistant", "content": [{"type": "text", "text": "answer"}]}]}
 
 Each `{"type": "video"}` / `{"type": "image"}` item of the messages receives the row's next video / image path.
+In a row built in memory (not loaded from a file), a video may instead be its decoded frames, a `(T, H, W, 3)` uint8
+array (numpy or torch), and an image an `(H, W, 3)` array; a list of such arrays for several.
 """
 
 import logging
@@ -24,10 +26,15 @@ IGNORE_INDEX = -100
 _PIXEL_KEYS = ("pixel_values_videos", "video_frame_counts", "pixel_values")
 
 
+def _is_frames(value) -> bool:
+    """Decoded frames (an array or tensor) rather than a path or a list of media."""
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
 def _as_list(value) -> list:
     if value is None:
         return []
-    return [value] if isinstance(value, (str, Path)) else list(value)
+    return [value] if isinstance(value, (str, Path)) or _is_frames(value) else list(value)
 
 
 def load_training_dataset(source, *, media_root=None):
@@ -95,7 +102,9 @@ def build_conversation(row: dict) -> list[dict]:
                             f"Row {row.get('id')!r} has more {{'type': '{kind}'}} items in its messages than "
                             f"{kind} paths ({len(media[kind])}): give one '{kind}' path per item."
                         )
-                    item["path"] = media[kind][used[kind]]
+                    source = media[kind][used[kind]]
+                    # decoded frames go where the processor takes media objects, paths where it loads files
+                    item[kind if _is_frames(source) else "path"] = source
                     used[kind] += 1
                 items.append(item)
             content = items
