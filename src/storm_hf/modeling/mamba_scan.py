@@ -147,9 +147,9 @@ def _recur_(decay: torch.Tensor, states: torch.Tensor, state: torch.Tensor) -> t
 
 
 class _LinearRecurrence(torch.autograd.Function):
-    """`_recur_` out of place, differentiable. With g_t the gradient reaching h_t, the gradient of the loss with
-    respect to h_t is G_t = g_t + decay_{t+1} G_{t+1} (the same recurrence, run backwards); then d inputs_t = G_t,
-    d decay_t = G_t h_{t-1} and d state = decay_0 G_0."""
+    """`_recur_` as one differentiable op (the states overwrite `inputs`). With g_t the gradient reaching h_t, the
+    gradient of the loss with respect to h_t is G_t = g_t + decay_{t+1} G_{t+1} (the same recurrence, run
+    backwards); then d inputs_t = G_t, d decay_t = G_t h_{t-1} and d state = decay_0 G_0."""
 
     @staticmethod
     def forward(ctx, decay, inputs, state):
@@ -187,7 +187,8 @@ def selective_scan_blocked(
     """Same result as `selective_scan_reference`, fast in pure PyTorch; extra memory is one chunk of states.
 
     Differentiable: when autograd records, each chunk's recurrence is a `_LinearRecurrence` that keeps the chunk's
-    states for the backward pass; otherwise it runs in place in two reused `(chunk, batch, dim, d_state)` buffers.
+    states for the backward pass; otherwise it runs in place in two reused `(chunk, batch, d_state, dim)`-sized
+    buffers.
     """
     _check_scan_shapes(u, A, B, C)
     batch, dim, length = u.shape
