@@ -32,7 +32,6 @@ def test_card_block_runs(hub_folder, video_file, tmp_path, python_without_storm_
     assert result.stdout.strip(), "every block prints what it produced"
 
 
-
 @pytest.fixture(scope="module")
 def folder_without_code(tiny_model_and_processor, tmp_path_factory):
     from storm_hf.conversion.hub_export import export_hub_folder

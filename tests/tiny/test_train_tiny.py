@@ -7,10 +7,9 @@ import json
 import pytest
 import torch
 
-from storm_hf.data.questions import QUESTION_TYPES
-
 from storm_hf import StormForConditionalGeneration
 from storm_hf.cli import main
+from storm_hf.data.questions import QUESTION_TYPES
 from storm_hf.processors.processing_storm import StormProcessor
 from storm_hf.tiny.evaluation import accuracy, evaluate_rows, load_rows
 from storm_hf.tiny.scene_stream import SceneStream, Stage

@@ -92,13 +92,11 @@ def train_tiny(
     from transformers import TrainerCallback
 
     from ..training import StormTrainingArguments, build_trainer, save_trained
-    from .evaluation import accuracy, evaluate_rows
+    from .evaluation import accuracy, evaluate_rows, load_rows
 
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir is not None else out_dir / "data"
-    validation = [json.loads(line) for line in ensure_split(data_dir, "validation", validation_size).open()]
-    for row in validation:
-        row["video"] = str((data_dir / row["video"]).resolve())
+    validation = load_rows(ensure_split(data_dir, "validation", validation_size))
 
     processor = build_processor()
     model = build_model(processor, temporal_layers, seed)
