@@ -15,6 +15,7 @@ from storm_hf.modeling import mamba_scan
 from storm_hf.modeling.mamba_scan import (
     causal_conv1d,
     causal_conv1d_reference,
+    causal_conv1d_shifted,
     selective_scan,
     selective_scan_blocked,
     selective_scan_reference,
@@ -128,6 +129,24 @@ def test_blocked_matches_reference_bf16_inputs(batch, dim, d_state, length, grou
     assert_exact(state, state_ref)
 
 
+def token_major(x: torch.Tensor) -> torch.Tensor:
+    """The same `(batch, channels, length)` values, as a view of token-major `(batch, length, channels)` memory."""
+    return x.transpose(-1, -2).contiguous().transpose(-1, -2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("batch, dim, d_state, length, groups", [SHAPES[3], SHAPES[6], SHAPES[8]])
+def test_blocked_reads_token_major_views_and_writes_token_major_output(dtype, batch, dim, d_state, length, groups):
+    # The layout a Mamba layer's Linear writes: the same values give the same result, bit for bit, and the output
+    # keeps the input's memory order.
+    inputs = make_inputs(batch, dim, d_state, length, groups, dtype=dtype)
+    y, state = selective_scan_blocked(**inputs, return_last_state=True)
+    viewed = {**inputs, **{k: token_major(inputs[k]) for k in ("u", "delta", "z", "B", "C")}}
+    y_view, state_view = selective_scan_blocked(**viewed, return_last_state=True)
+    assert viewed["u"].stride(1) == 1 and y_view.stride(1) == 1 and y.stride(-1) == 1
+    assert torch.equal(y_view, y) and torch.equal(state_view, state)
+
+
 @pytest.mark.parametrize("steps", [dict(), dict(dt_scale=3.0, A_noise=0.5)], ids=["init", "large-steps"])
 def test_blocked_gradients_match_reference(steps):
     inputs = make_inputs(2, 16, 4, 40, groups=2, **steps)
@@ -220,6 +239,30 @@ def test_causal_conv_matches_explicit_loop(width, length, use_bias, activation):
         assert (out.double() - expected).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("width", [1, 2, 4])
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 128])  # shorter than the halo of width - 1 steps, and longer
+@pytest.mark.parametrize("layout", ["channel-major", "token-major"])
+def test_shifted_conv_matches_explicit_loop_in_either_layout(width, chunk_size, layout):
+    gen = torch.Generator().manual_seed(width * 10 + chunk_size)
+    x = torch.randn(2, 6, 23, generator=gen)
+    x = token_major(x) if layout == "token-major" else x
+    weight, bias = torch.randn(6, width, generator=gen), torch.randn(6, generator=gen)
+    out = causal_conv1d_shifted(x, weight, bias, activation="silu", chunk_size=chunk_size)
+    assert out.stride() == x.stride()  # the output keeps the input's memory order
+    assert (out.double() - causal_conv_loop(x, weight, bias, "silu")).abs().max().item() < 1e-5
+
+
+def test_shifted_conv_gradients_match_reference():
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(2, 6, 40), (6, 4), (6,)]  # x, weight, bias
+    tensors = [torch.randn(*shape, generator=gen).requires_grad_(True) for shape in shapes]
+    weights = torch.randn(2, 6, 40, generator=gen)
+    grads = torch.autograd.grad((causal_conv1d_shifted(*tensors, "silu", chunk_size=16) * weights).sum(), tensors)
+    grads_ref = torch.autograd.grad((causal_conv1d_reference(*tensors, "silu") * weights).sum(), tensors)
+    for name, grad, grad_ref in zip(["x", "weight", "bias"], grads, grads_ref):
+        torch.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-5, msg=f"gradient of {name}")
+
+
 def test_causal_conv_bf16_input_keeps_dtype_and_computes_in_fp32():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 8, 30, generator=gen).bfloat16()
@@ -250,7 +293,7 @@ def test_cpu_tensors_never_look_for_kernels(monkeypatch):
     inputs = make_inputs(1, 8, 4, 10)
     assert_exact(selective_scan(**inputs), selective_scan_reference(**inputs))
     x, weight = torch.randn(1, 8, 10), torch.randn(8, 4)
-    assert torch.equal(causal_conv1d(x, weight), causal_conv1d_reference(x, weight))
+    assert torch.equal(causal_conv1d(x, weight), causal_conv1d_shifted(x, weight))
 
 
 def test_importing_the_module_imports_no_kernel():

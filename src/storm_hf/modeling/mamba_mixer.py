@@ -12,6 +12,7 @@ Hub code: imports torch, transformers' public API and siblings in this folder.
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -74,39 +75,45 @@ class StormMambaMixer(nn.Module):
                 init.zeros_(conv.bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """(B, L, hidden) -> (B, L, hidden)."""
-        batch, length, _ = hidden_states.shape
-        branches = len(self._branch_suffixes())
-        x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # 2 x (B, inner, L)
+        """(B, L, hidden) -> (B, L, hidden).
+
+        Activations stay token-major, `(B, L, channels)` as the Linear layers write them; the convolution and the
+        scan take `(B, channels, L)` views of that memory, which their pure-PyTorch paths read without transposing.
+        """
+        x, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # 2 x (B, L, inner)
         if self.bidirectional:
-            # (B, 2*inner, L): the forward sequence's channels, then the reversed sequence's
-            x = torch.cat([x, x.flip(-1)], dim=1)
-            z = torch.cat([z, z.flip(-1)], dim=1)
+            x = torch.cat([x, x.flip(1)], dim=-1)  # (B, L, 2*inner): the sequence's channels, then the reversed one's
         conv_weight = torch.cat([w.squeeze(1) for w in self._stacked("conv1d{}.weight")])  # (G*inner, d_conv)
         conv_bias = torch.cat(self._stacked("conv1d{}.bias")) if self.conv1d.bias is not None else None
-        x = causal_conv1d(x, conv_weight, conv_bias, activation="silu")
+        x = causal_conv1d(x.transpose(1, 2), conv_weight, conv_bias, activation="silu").transpose(1, 2)
 
-        grouped = x.view(batch, branches, self.inner_size, length)  # (B, G, inner, L)
-        x_dbl = torch.einsum("bgil,gki->bgkl", grouped, torch.stack(self._stacked("x_proj{}.weight")))
-        dt, B, C = x_dbl.split([self.time_step_rank, self.state_size, self.state_size], dim=2)  # (B, G, *, L)
-        delta = torch.einsum("bgrl,gir->bgil", dt, torch.stack(self._stacked("dt_proj{}.weight")))
-        delta = delta.reshape(batch, branches * self.inner_size, length)  # (B, G*inner, L)
+        deltas, Bs, Cs = [], [], []
+        projections = zip(self._stacked("x_proj{}.weight"), self._stacked("dt_proj{}.weight"))
+        for branch_x, (x_proj, dt_proj) in zip(x.split(self.inner_size, dim=-1), projections):  # (B, L, inner) each
+            dt, B, C = F.linear(branch_x, x_proj).split([self.time_step_rank, self.state_size, self.state_size], -1)
+            deltas.append(F.linear(dt, dt_proj))  # (B, L, inner); dt_proj's bias is added inside the scan
+            Bs.append(B)
+            Cs.append(C)
+        delta = torch.cat(deltas, dim=-1) if self.bidirectional else deltas[0]  # (B, L, G*inner)
+        # (B, L, N) per branch -> (B, G, N, L): each branch is a group with its own B and C
+        B, C = (torch.stack(BC, dim=1).transpose(2, 3) for BC in (Bs, Cs))
 
         y = selective_scan(
-            x,
-            delta,
+            x.transpose(1, 2),
+            delta.transpose(1, 2),
             -torch.exp(torch.cat(self._stacked("A{}_log")).float()),
-            B.contiguous(),
-            C.contiguous(),
+            B,
+            C,
             D=torch.cat(self._stacked("D{}")),
-            z=z,
             delta_bias=torch.cat(self._stacked("dt_proj{}.bias")),
             delta_softplus=True,
-        )  # (B, G*inner, L)
+        ).transpose(1, 2)  # (B, L, G*inner)
         if self.bidirectional:
-            # forward branch + the backward branch flipped back to forward time, summed into the flipped copy
-            y = y[:, self.inner_size :].flip(-1).add_(y[:, : self.inner_size])
-        return self.out_proj(y.transpose(1, 2))
+            # the backward branch flipped back to forward time, plus the forward branch
+            y = y[..., self.inner_size :].flip(1).add_(y[..., : self.inner_size])  # (B, L, inner)
+        # the gate is elementwise, so it applies once to the branches' sum: (y_f + flip(y_b)) * silu(z) equals
+        # y_f * silu(z) + flip(y_b * silu(flip(z)))
+        return self.out_proj(y * F.silu(z))
 
 
 class StormMambaBlock(GradientCheckpointingLayer):
