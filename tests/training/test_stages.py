@@ -14,7 +14,7 @@ from storm_hf.training.stages import (
 )
 
 LANGUAGE = [f"self_attn.{n}_proj" for n in "qkvo"] + [f"mlp.{n}_proj" for n in ("gate", "up", "down")]
-MAMBA = ["in_proj", "x_proj", "x_proj_b", "dt_proj", "dt_proj_b", "out_proj"]
+MAMBA = ["in_proj", "x_proj", "x_proj_b", "out_proj"]
 VISION = [f"self_attn.{n}_proj" for n in ("q", "k", "v", "out")] + ["mlp.fc1", "mlp.fc2"]
 
 
@@ -41,6 +41,28 @@ def test_lora_wraps_exactly_the_intended_modules(tiny_model, include_vision):
     trainable = {name for name, param in peft_model.named_parameters() if param.requires_grad}
     assert trainable and all(".lora_A." in name or ".lora_B." in name for name in trainable)
     assert {name.split(".lora_")[0].removeprefix("base_model.model.") for name in trainable} == expected
+
+
+@pytest.mark.parametrize("include_vision", [False, True])
+def test_every_lora_adapter_receives_a_gradient(tiny_model, include_vision):
+    # An adapter on a module whose weight the model reads directly would never run: no gradient ever reaches it.
+    peft_model, targets = apply_lora(tiny_model, include_vision=include_vision)
+    for name, param in peft_model.named_parameters():
+        if ".lora_B." in name:  # B starts at zero, which would leave A without a gradient in this one step
+            torch.nn.init.normal_(param, std=0.1)
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    num_tokens = tiny_model.get_video_features(pixels).pooler_output[0].shape[0]
+    ids = torch.tensor([[1, 2] + [tiny_model.config.video_token_id] * num_tokens + [4, 5]])
+    peft_model(input_ids=ids, pixel_values_videos=pixels, labels=ids).loss.backward()
+    adapters = {name: param for name, param in peft_model.named_parameters() if ".lora_A." in name}
+    assert len(adapters) == len(targets)
+    silent = [name for name, param in adapters.items() if param.grad is None or not param.grad.abs().sum() > 0]
+    assert not silent, f"adapters that never run: {silent}"
+
+
+def test_a_lora_pattern_selecting_dt_proj_is_refused(tiny_model):
+    with pytest.raises(ValueError, match=r"selects 'model\.temporal_encoder\.layers\.0\.mixer\.dt_proj'.*never run"):
+        apply_lora(tiny_model, target_modules=r".*mixer\.(x_proj|dt_proj)")
 
 
 def test_a_lora_pattern_matching_nothing_is_refused(tiny_model):

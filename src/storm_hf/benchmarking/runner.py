@@ -154,6 +154,12 @@ class FeatureSession:
 SESSIONS = {"generate": GenerateSession, "features": FeatureSession}
 
 
+# Feature-memory probes run with glibc's mmap threshold fixed at 64 KiB (glibc otherwise raises it at run time), so
+# every larger tensor gets its own mapping and goes back to the system when freed: RSS then follows the live
+# tensors. Without it a probe's peak depends on which freed memory glibc kept for reuse (20-30 MiB run to run).
+FEATURE_PROBE_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
 class WorkerSession:
     """A session in a fresh Python process; its error output is raised if it fails."""
 
@@ -166,6 +172,7 @@ class WorkerSession:
             stdout=subprocess.PIPE,
             stderr=self._errors,
             text=True,
+            env={**os.environ, **FEATURE_PROBE_ENV} if spec["kind"] == "features" else None,
         )
         self._ask(json.dumps(spec))
 

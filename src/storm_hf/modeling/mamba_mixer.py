@@ -51,6 +51,10 @@ class StormMambaMixer(nn.Module):
     def _branch_suffixes(self) -> tuple[str, ...]:
         return ("", "_b") if self.bidirectional else ("",)
 
+    def _branch_modules(self, name: str) -> list[nn.Module]:
+        """One submodule of every branch, forward branch first; `name` has a `{}` where the suffix goes."""
+        return [self.get_submodule(name.format(suffix)) for suffix in self._branch_suffixes()]
+
     def _stacked(self, name: str) -> list[torch.Tensor]:
         """One parameter of every branch, forward branch first; `name` has a `{}` where the suffix goes."""
         return [self.get_parameter(name.format(suffix)) for suffix in self._branch_suffixes()]
@@ -81,6 +85,8 @@ class StormMambaMixer(nn.Module):
         scan take `(B, channels, L)` views of that memory, which their pure-PyTorch paths read without transposing.
         """
         x, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # 2 x (B, L, inner)
+        gate = F.silu(z)  # (B, L, inner), taken now so that in_proj's output is freed once x is consumed
+        del z
         if self.bidirectional:
             x = torch.cat([x, x.flip(1)], dim=-1)  # (B, L, 2*inner): the sequence's channels, then the reversed one's
         conv_weight = torch.cat([w.squeeze(1) for w in self._stacked("conv1d{}.weight")])  # (G*inner, d_conv)
@@ -88,10 +94,12 @@ class StormMambaMixer(nn.Module):
         x = causal_conv1d(x.transpose(1, 2), conv_weight, conv_bias, activation="silu").transpose(1, 2)
 
         deltas, Bs, Cs = [], [], []
-        projections = zip(self._stacked("x_proj{}.weight"), self._stacked("dt_proj{}.weight"))
+        # x_proj runs as a module (a PEFT adapter on it applies); dt_proj's weight alone, as in mamba_ssm: its bias
+        # is added in fp32 inside the scan, so dt_proj takes no adapter (training.stages refuses one)
+        projections = zip(self._branch_modules("x_proj{}"), self._stacked("dt_proj{}.weight"))
         for branch_x, (x_proj, dt_proj) in zip(x.split(self.inner_size, dim=-1), projections):  # (B, L, inner) each
-            dt, B, C = F.linear(branch_x, x_proj).split([self.time_step_rank, self.state_size, self.state_size], -1)
-            deltas.append(F.linear(dt, dt_proj))  # (B, L, inner); dt_proj's bias is added inside the scan
+            dt, B, C = x_proj(branch_x).split([self.time_step_rank, self.state_size, self.state_size], dim=-1)
+            deltas.append(F.linear(dt, dt_proj))  # (B, L, inner)
             Bs.append(B)
             Cs.append(C)
         delta = torch.cat(deltas, dim=-1) if self.bidirectional else deltas[0]  # (B, L, G*inner)
@@ -108,12 +116,13 @@ class StormMambaMixer(nn.Module):
             delta_bias=torch.cat(self._stacked("dt_proj{}.bias")),
             delta_softplus=True,
         ).transpose(1, 2)  # (B, L, G*inner)
+        del x, delta
         if self.bidirectional:
             # the backward branch flipped back to forward time, plus the forward branch
             y = y[..., self.inner_size :].flip(1).add_(y[..., : self.inner_size])  # (B, L, inner)
         # the gate is elementwise, so it applies once to the branches' sum: (y_f + flip(y_b)) * silu(z) equals
         # y_f * silu(z) + flip(y_b * silu(flip(z)))
-        return self.out_proj(y * F.silu(z))
+        return self.out_proj(y * gate)
 
 
 class StormMambaBlock(GradientCheckpointingLayer):

@@ -22,7 +22,10 @@ DEFAULT_LEARNING_RATES = {
 }
 
 LANGUAGE_LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-MAMBA_LORA_MODULES = ("in_proj", "x_proj", "x_proj_b", "dt_proj", "dt_proj_b", "out_proj")
+# Not dt_proj / dt_proj_b: the mixer applies their weight directly, their bias in fp32 inside the scan (as mamba_ssm
+# does), so an adapter on them would never run; `apply_lora` refuses them.
+MAMBA_LORA_MODULES = ("in_proj", "x_proj", "x_proj_b", "out_proj")
+_NO_LORA = re.compile(r"(^|.*\.)mixer\.dt_proj(_b)?$")
 VISION_LORA_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 LORA_DEFAULTS = {"rank": 16, "alpha": 32, "dropout": 0.05}
 
@@ -132,6 +135,13 @@ def apply_lora(
             f"The LoRA target pattern {pattern!r} matches no module of the model. "
             "Module paths look like 'model.language_model.layers.0.self_attn.q_proj' or "
             "'model.temporal_encoder.layers.0.mixer.in_proj': fix the pattern (it must match the whole path)."
+        )
+    refused = [name for name in targets if _NO_LORA.match(name)]
+    if refused:
+        raise ValueError(
+            f"The LoRA target pattern {pattern!r} selects {refused[0]!r} ({len(refused)} dt_proj modules in all). "
+            "The Mamba mixer applies dt_proj's weight inside its fused scan, so a LoRA adapter there would never "
+            "run: leave dt_proj and dt_proj_b out of the pattern (x_proj, in_proj and out_proj take adapters)."
         )
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=pattern, bias="none")
     return get_peft_model(model, config), targets
