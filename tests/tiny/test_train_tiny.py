@@ -13,7 +13,8 @@ from storm_hf.data.questions import QUESTION_TYPES
 from storm_hf.processors.processing_storm import StormProcessor
 from storm_hf.tiny.evaluation import accuracy, evaluate_rows, load_rows
 from storm_hf.tiny.scene_stream import SceneStream, Stage
-from storm_hf.tiny.training import format_curriculum, parse_curriculum
+from storm_hf.tiny.recipe import build_processor
+from storm_hf.tiny.training import StrideMixingCollator, format_curriculum, parse_curriculum
 
 
 @pytest.mark.parametrize("temporal_layers", [2, 0])
@@ -39,6 +40,9 @@ def test_curriculum_text_round_trips_and_bad_stages_are_named():
     stages = parse_curriculum("direction=8, direction+flash_count=16,all=32")
     assert stages == (Stage(("direction",), 8), Stage(("direction", "flash_count"), 16), Stage(tuple(QUESTION_TYPES), 32))
     assert parse_curriculum(format_curriculum(stages)) == stages
+    described = parse_curriculum("describe=8,describe+all=16")
+    assert described == (Stage(("describe",), 8), Stage(("describe", *QUESTION_TYPES), 16))
+    assert format_curriculum(described) == "describe=8,describe+all=16"
     for bad in ("direction", "colour=8", "all=0", "all=x"):
         with pytest.raises(ValueError, match=f"bad curriculum stage '{bad}'"):
             parse_curriculum(bad)
@@ -55,3 +59,28 @@ def test_scene_stream_runs_its_stages_in_order_and_workers_keep_the_order():
     # two workers, each yielding its blocks of 2 rows: the loader interleaves them back into the same order
     loader = torch.utils.data.DataLoader(stream, batch_size=2, num_workers=2, collate_fn=lambda batch: batch)
     assert [row["id"] for batch in loader for row in batch] == [row["id"] for row in rows]
+
+
+def test_describe_rows_cycle_with_the_questions_and_are_described_at_the_batch_stride():
+    stream = SceneStream(
+        (Stage(("describe", "flash_count"), 8),), num_frames=16, frame_size=32, pool_window=4, first_index=200
+    )
+    rows = list(stream)
+    assert [row["question_type"] for row in rows] == ["describe", "flash_count"] * 4
+    describe_row, question_row = rows[0], rows[1]
+    assert describe_row["messages"][0]["content"][1]["text"] == "Describe the video."
+    assert describe_row["messages"][1]["content"][0]["text"] == describe_row["answer"]
+    assert len(describe_row["describe_slots"]) == 4 and "describe_slots" not in question_row
+    assert question_row["messages"][0]["content"][1]["text"].startswith("How many times")
+
+    processor = build_processor()
+    tokenizer = processor.tokenizer
+    for stride in (1, 2):
+        collator = StrideMixingCollator(processor, strides=(stride,), frame_kwargs={"num_frames": 16})
+        batch = collator([describe_row, question_row])
+        assert batch["temporal_sampling_stride"] == stride
+        labels = batch["labels"][0][batch["labels"][0] != -100]
+        # the describe row's labels: one word per video token of the kept slots, separators, the end of turn
+        assert tokenizer.decode(labels) == ", ".join(" ".join(s) for s in describe_row["describe_slots"][::stride]) + "<|im_end|>"
+        video_tokens = (batch["input_ids"][0] == processor.video_token_id).sum()
+        assert len(labels) - 1 == video_tokens + (4 // stride - 1)

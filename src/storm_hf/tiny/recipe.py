@@ -8,6 +8,7 @@ question and answer of the synthetic data and the chat template's text.
 
 from pathlib import Path
 
+from ..data.describe import DESCRIBE, description_texts
 from ..data.questions import QUESTION_TYPES, answer_vocabulary, question_texts
 from .scene_stream import Stage
 
@@ -40,9 +41,15 @@ TEXT_CONFIG = {
     "max_position_embeddings": 512,
     "tie_word_embeddings": True,
 }
-# Fresh scenes per training stage, in order (`storm-hf train-tiny --curriculum`): direction questions first, which
-# teach the language model to read the video tokens, then every question type (docs/shipped-model.md).
-CURRICULUM = (Stage(("direction",), 38_400), Stage(tuple(QUESTION_TYPES), 102_400))
+# Fresh scenes per training stage, in order (`storm-hf train-tiny --curriculum`): every question type from the start,
+# mixed with "Describe the video." rows whose answer names what each video token holds (storm_hf.data.describe):
+# half of the rows for 400 steps, a fifth after that. Each description word sits at a fixed distance from the token it
+# describes, so the language model learns to read the video tokens within ~200 steps and the encoder has to keep
+# colour, position and flashes of every slot (docs/shipped-model.md, "Fourth round").
+CURRICULUM = (
+    Stage((DESCRIBE,) * 4 + tuple(QUESTION_TYPES), 25_600),
+    Stage((DESCRIBE,) + tuple(QUESTION_TYPES), 115_200),
+)
 TEMPORAL_CONFIG = {"d_state": 8, "expand": 1, "temporal_pool_size": TEMPORAL_POOL, "bidirectional": True}
 # The chat template's own text (the default system turn and the role names), so the BPE learns it whole.
 _CHAT_TEXTS = ["system\nYou are a helpful assistant.\n", "user\n", "assistant\n"]
@@ -54,7 +61,9 @@ def build_processor():
     from ..processors.video_processing_storm import StormVideoProcessor
     from ..tokenization import build_tokenizer
 
-    tokenizer = build_tokenizer(question_texts() + answer_vocabulary() + _CHAT_TEXTS, vocab_size=VOCAB_SIZE)
+    tokenizer = build_tokenizer(
+        question_texts() + answer_vocabulary() + description_texts() + _CHAT_TEXTS, vocab_size=VOCAB_SIZE
+    )
     tokenizer.eos_token = "<|im_end|>"  # a reply ends with the end of its turn, as in Qwen2's chat models
     video_processor = StormVideoProcessor(
         size={"height": FRAME_SIZE, "width": FRAME_SIZE},

@@ -7,19 +7,23 @@ file-based row carries its video path (`StormDataCollator` takes either); valida
 files, so what is measured is the model on decoded H.264.
 
 Training runs in stages (a curriculum): each stage draws its own range of sample indices of the `train` split, with
-its question types cycling, so a stage is balanced over types and answers and no scene is drawn twice.
+its question types cycling, so a stage is balanced over types and answers and no scene is drawn twice. A stage may
+also cycle through `describe` rows: a scene of one of the stage's question types (all four if it names none) with
+the dense "Describe the video." conversation instead of its question (`storm_hf.data.describe`).
 """
 
 from dataclasses import dataclass
 
 import torch
 
+from ..data.describe import DESCRIBE, describe_messages, description, slot_entries
+from ..data.questions import QUESTION_TYPES
 from ..data.synthetic import make_sample, sample_row
 
 
 @dataclass(frozen=True)
 class Stage:
-    """`samples` fresh scenes whose questions cycle through `question_types`."""
+    """`samples` fresh scenes whose questions cycle through `question_types` (question types and `describe`)."""
 
     question_types: tuple[str, ...]
     samples: int
@@ -45,10 +49,20 @@ class SceneStream(torch.utils.data.IterableDataset):
         return sum(stage.samples for stage in self.stages)
 
     def row(self, index: int, question_types) -> dict:
+        """Sample `index`; a `describe` row carries `describe_slots` (what each token should hold, per slot)."""
+        row_type = question_types[index % len(question_types)]
+        if DESCRIBE in question_types:  # one type per row: scenes of the stage's question types, cycling
+            scene_types = tuple(name for name in question_types if name != DESCRIBE) or tuple(QUESTION_TYPES)
+            question_types = scene_types if row_type == DESCRIBE else (row_type,)
         question, frames = make_sample(
             "train", index, self.num_frames, self.frame_size, self.pool_window, question_types
         )
-        return {**sample_row(f"train-{index:08d}", question, self.num_frames), "video": frames}
+        row = {**sample_row(f"train-{index:08d}", question, self.num_frames), "video": frames}
+        if row_type == DESCRIBE:
+            slots = slot_entries(question.sprites, self.num_frames, self.frame_size, self.pool_window)
+            text = description(slots)
+            row.update(question_type=DESCRIBE, answer=text, messages=describe_messages(text), describe_slots=slots)
+        return row
 
     def __iter__(self):
         worker = torch.utils.data.get_worker_info()

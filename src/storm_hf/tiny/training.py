@@ -11,6 +11,7 @@ import math
 import random
 from pathlib import Path
 
+from ..data.describe import DESCRIBE, describe_messages, description
 from ..data.questions import QUESTION_TYPES
 from ..data.synthetic import write_dataset
 from ..training.data import StormDataCollator
@@ -20,7 +21,7 @@ from .scene_stream import SceneStream, Stage
 
 class StrideMixingCollator(StormDataCollator):
     """A `StormDataCollator` that encodes each batch at one sampling stride drawn from `strides` (deterministically
-    from the batch's first row and the seed)."""
+    from the batch's first row and the seed). A describe row is described at that stride: the slots it keeps."""
 
     def __init__(self, processor, *, strides, **kwargs):
         super().__init__(processor, **kwargs)
@@ -29,6 +30,12 @@ class StrideMixingCollator(StormDataCollator):
     def __call__(self, rows: list[dict]):
         stride = random.Random(f"{self.seed}:{rows[0]['id']}").choice(self.strides)
         self.frame_kwargs["temporal_sampling_stride"] = stride
+        rows = [
+            {**row, "messages": describe_messages(description(row["describe_slots"], stride))}
+            if row.get("describe_slots") is not None
+            else row
+            for row in rows
+        ]
         return super().__call__(rows)
 
 
@@ -43,17 +50,17 @@ def ensure_split(data_dir: Path, split: str, size: int, num_frames: int = NUM_FR
 
 
 def parse_curriculum(text: str) -> tuple[Stage, ...]:
-    """`"direction=19200,direction+flash_count=25600,all=51200"` -> stages (question types joined by `+`, `all` for
-    every type, then `=` and the number of fresh scenes)."""
+    """`"direction=19200,direction+flash_count=25600,describe+all=51200"` -> stages (question types joined by `+`,
+    `all` for every type, `describe` for describe rows, then `=` and the number of fresh scenes)."""
     stages = []
     for part in text.split(","):
         types, _, samples = part.strip().partition("=")
-        names = tuple(QUESTION_TYPES) if types == "all" else tuple(types.split("+"))
-        unknown = [name for name in names if name not in QUESTION_TYPES]
+        names = tuple(n for name in types.split("+") for n in (QUESTION_TYPES if name == "all" else (name,)))
+        unknown = [name for name in names if name not in (*QUESTION_TYPES, DESCRIBE)]
         if unknown or not samples.isdigit() or int(samples) < 1:
             raise ValueError(
                 f"bad curriculum stage {part!r}: write TYPES=SAMPLES, TYPES being 'all' or question types joined by "
-                f"'+' (from {list(QUESTION_TYPES)}) and SAMPLES a positive number of scenes"
+                f"'+' (from {list(QUESTION_TYPES)} and 'describe') and SAMPLES a positive number of scenes"
             )
         stages.append(Stage(names, int(samples)))
     return tuple(stages)
@@ -61,11 +68,14 @@ def parse_curriculum(text: str) -> tuple[Stage, ...]:
 
 def format_curriculum(stages) -> str:
     """The inverse of `parse_curriculum`."""
-    return ",".join(
-        f"{'all' if set(stage.question_types) == set(QUESTION_TYPES) else '+'.join(stage.question_types)}"
-        f"={stage.samples}"
-        for stage in stages
-    )
+
+    def types(names) -> str:
+        questions = [name for name in names if name != DESCRIBE]
+        if tuple(questions) == tuple(QUESTION_TYPES) and list(names[len(names) - len(questions) :]) == questions:
+            return "+".join([DESCRIBE] * (len(names) - len(questions)) + ["all"])
+        return "+".join(names)
+
+    return ",".join(f"{types(stage.question_types)}={stage.samples}" for stage in stages)
 
 
 def train_tiny(
