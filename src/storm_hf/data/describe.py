@@ -85,5 +85,5 @@ def describe_messages(text: str) -> list[dict]:
 
 def description_texts() -> list[str]:
     """Texts that hold every word and separator a description can have (for training the tokenizer)."""
-    words = [EMPTY, *PALETTE, *COUNTS[:2]]
+    words = [EMPTY, *PALETTE, *COUNTS]
     return [DESCRIBE_TEXT] + [", ".join(" ".join([a, b, a, b]) for b in words) for a in words]

@@ -20,6 +20,9 @@ from ..data.describe import DESCRIBE, describe_messages, description, slot_entri
 from ..data.questions import QUESTION_TYPES
 from ..data.synthetic import make_sample, sample_row
 
+# Sampling strides a describe row carries descriptions for.
+DESCRIBE_STRIDES = (1, 2, 4)
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -59,8 +62,13 @@ class SceneStream(torch.utils.data.IterableDataset):
         )
         row = {**sample_row(f"train-{index:08d}", question, self.num_frames), "video": frames}
         if row_type == DESCRIBE:
-            slots = slot_entries(question.sprites, self.num_frames, self.frame_size, self.pool_window)
-            text = description(slots)
+            # per sampling stride s, what each kept token stands for: the k * s frames from its slot to the next kept one
+            slots = {
+                stride: slot_entries(question.sprites, self.num_frames, self.frame_size, self.pool_window * stride)
+                for stride in DESCRIBE_STRIDES
+                if self.num_frames % (self.pool_window * stride) == 0
+            }
+            text = description(slots[1])
             row.update(question_type=DESCRIBE, answer=text, messages=describe_messages(text), describe_slots=slots)
         return row
 

@@ -31,7 +31,7 @@ class StrideMixingCollator(StormDataCollator):
         stride = random.Random(f"{self.seed}:{rows[0]['id']}").choice(self.strides)
         self.frame_kwargs["temporal_sampling_stride"] = stride
         rows = [
-            {**row, "messages": describe_messages(description(row["describe_slots"], stride))}
+            {**row, "messages": describe_messages(description(row["describe_slots"][stride]))}
             if row.get("describe_slots") is not None
             else row
             for row in rows
