@@ -21,7 +21,8 @@ def test_words_name_what_each_quadrant_shows_in_each_slot():
         ["one", "none", "none", "none"],
         ["red", "none", "none", "none"],
     ]
-    assert describe([red, blue], 16, 32, 4) == "two none none none, red none none blue, one none none none, red none none none"
+    expected = "two none none none, red none none blue, one none none none, red none none none"
+    assert describe([red, blue], 16, 32, 4) == expected
     # sampling stride 2 leaves slots 0 and 2 to the language model, and the description follows
     assert describe([red, blue], 16, 32, 4, stride=2) == "two none none none, one none none none"
 

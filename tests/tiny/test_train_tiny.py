@@ -81,6 +81,7 @@ def test_describe_rows_cycle_with_the_questions_and_are_described_at_the_batch_s
         assert batch["temporal_sampling_stride"] == stride
         labels = batch["labels"][0][batch["labels"][0] != -100]
         # the describe row's labels: one word per video token of the kept slots, separators, the end of turn
-        assert tokenizer.decode(labels) == ", ".join(" ".join(s) for s in describe_row["describe_slots"][::stride]) + "<|im_end|>"
+        kept = describe_row["describe_slots"][::stride]
+        assert tokenizer.decode(labels) == ", ".join(" ".join(words) for words in kept) + "<|im_end|>"
         video_tokens = (batch["input_ids"][0] == processor.video_token_id).sum()
         assert len(labels) - 1 == video_tokens + (4 // stride - 1)

@@ -6,8 +6,9 @@ the video tokens), what was drawn there during the slot: `none`, the colour of t
 how many of the slot's frames it flashed on (`one`, `two`). Slots are separated by commas, as the video tokens are
 by one separator per slot, so each word sits at the same distance from the token it describes.
 
-Asked as a second turn after the question during training, it is dense supervision that makes the encoder keep
-every aspect of the clip (docs/shipped-model.md, "Fourth round"); a question's answer never depends on it.
+Training mixes "Describe the video." rows (a scene with this conversation instead of its question) into the
+question rows: dense supervision that makes the language model read the video tokens and the encoder keep every
+aspect of the clip (docs/shipped-model.md, "Fourth round"). It is never evaluated.
 """
 
 import numpy as np
