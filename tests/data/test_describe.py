@@ -23,8 +23,9 @@ def test_words_name_what_each_quadrant_shows_in_each_slot():
     ]
     expected = "two none none none, red none none blue, one none none none, red none none none"
     assert describe([red, blue], 16, 32, 4) == expected
-    # sampling stride 2 leaves slots 0 and 2 to the language model, and the description follows
-    assert describe([red, blue], 16, 32, 4, stride=2) == "two none none none, one none none none"
+    # sampling stride 2 leaves slots 0 and 2 to the language model; each stands for its 8 frames up to the next
+    # kept slot, so the blue circle of the dropped slot 1 is described in slot 0
+    assert describe([red, blue], 16, 32, 4, stride=2) == "two none none blue, one none none none"
 
 
 def test_a_shape_straddling_quadrants_is_named_in_each():

@@ -65,15 +65,15 @@ def slot_entries(sprites: list[Sprite], num_frames: int, frame_size: int, pool_w
     return slots
 
 
-def description(entries, stride: int = 1) -> str:
-    """The text describing `entries` (from `slot_entries`), of the slots 0, s, 2s, ... that sampling at stride `s`
-    leaves to the language model."""
-    return ", ".join(" ".join(words) for words in entries[::stride])
+def description(entries) -> str:
+    """The text of `entries` (from `slot_entries`): the words of each slot, slots separated by commas."""
+    return ", ".join(" ".join(words) for words in entries)
 
 
 def describe(sprites: list[Sprite], num_frames: int, frame_size: int, pool_window: int, stride: int = 1) -> str:
-    """The description of a scene's sprites, as the video tokens at sampling stride `stride` should hold it."""
-    return description(slot_entries(sprites, num_frames, frame_size, pool_window), stride)
+    """The description of a scene as the video tokens at sampling stride `stride` should hold it: each kept slot
+    stands for the `pool_window * stride` frames from its start to the next kept slot, dropped ones included."""
+    return description(slot_entries(sprites, num_frames, frame_size, pool_window * stride))
 
 
 def describe_messages(text: str) -> list[dict]:

@@ -52,7 +52,7 @@ class SceneStream(torch.utils.data.IterableDataset):
         return sum(stage.samples for stage in self.stages)
 
     def row(self, index: int, question_types) -> dict:
-        """Sample `index`; a `describe` row carries `describe_slots` (what each token should hold, per slot)."""
+        """Sample `index`; a `describe` row carries `describe_slots`: {stride: what each kept token should hold}."""
         row_type = question_types[index % len(question_types)]
         if DESCRIBE in question_types:  # one type per row: scenes of the stage's question types, cycling
             scene_types = tuple(name for name in question_types if name != DESCRIBE) or tuple(QUESTION_TYPES)
@@ -62,7 +62,7 @@ class SceneStream(torch.utils.data.IterableDataset):
         )
         row = {**sample_row(f"train-{index:08d}", question, self.num_frames), "video": frames}
         if row_type == DESCRIBE:
-            # per sampling stride s, what each kept token stands for: the k * s frames from its slot to the next kept one
+            # per sampling stride s, what each kept token stands for: the k * s frames up to the next kept slot
             slots = {
                 stride: slot_entries(question.sprites, self.num_frames, self.frame_size, self.pool_window * stride)
                 for stride in DESCRIBE_STRIDES

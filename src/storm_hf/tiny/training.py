@@ -21,7 +21,8 @@ from .scene_stream import SceneStream, Stage
 
 class StrideMixingCollator(StormDataCollator):
     """A `StormDataCollator` that encodes each batch at one sampling stride drawn from `strides` (deterministically
-    from the batch's first row and the seed). A describe row is described at that stride: the slots it keeps."""
+    from the batch's first row and the seed). A describe row is described at that stride: what each kept token stands
+    for."""
 
     def __init__(self, processor, *, strides, **kwargs):
         super().__init__(processor, **kwargs)
