@@ -17,8 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--curriculum",
         default=format_curriculum(CURRICULUM),
-        help="training stages in order, TYPES=SCENES each: question types joined by '+' (or 'all') and how many "
-        "fresh scenes (each rendered once) the stage trains on",
+        help="training stages in order, TYPES=SCENES each: question types joined by '+' ('all' for the four, "
+        "'describe' for a 'Describe the video.' row) and how many fresh scenes (each rendered once) the stage "
+        "trains on",
     )
     parser.add_argument("--validation-size", type=int, default=240, help="validation videos (real H.264 files)")
     parser.add_argument("--eval-every", type=int, default=500, help="score the validation split every N steps")
