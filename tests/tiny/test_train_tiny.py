@@ -70,9 +70,10 @@ def test_describe_rows_cycle_with_the_questions_and_are_described_at_the_batch_s
     describe_row, question_row = rows[0], rows[1]
     assert describe_row["messages"][0]["content"][1]["text"] == "Describe the video."
     assert describe_row["messages"][1]["content"][0]["text"] == describe_row["answer"]
-    # per stride, one list of words per kept slot: 4 slots at s = 1, 2 at s = 2, 1 at s = 4
-    assert {stride: len(slots) for stride, slots in describe_row["describe_slots"].items()} == {1: 4, 2: 2, 4: 1}
-    assert "describe_slots" not in question_row
+    # per stride, one comma-separated part per kept slot: 4 slots at s = 1, 2 at s = 2, 1 at s = 4
+    slots = {stride: len(text.split(", ")) for stride, text in describe_row["descriptions"].items()}
+    assert slots == {1: 4, 2: 2, 4: 1}
+    assert "descriptions" not in question_row
     assert question_row["messages"][0]["content"][1]["text"].startswith("How many times")
 
     processor = build_processor()
@@ -83,7 +84,6 @@ def test_describe_rows_cycle_with_the_questions_and_are_described_at_the_batch_s
         assert batch["temporal_sampling_stride"] == stride
         labels = batch["labels"][0][batch["labels"][0] != -100]
         # the describe row's labels: one word per video token of the kept slots, separators, the end of turn
-        kept = describe_row["describe_slots"][stride]
-        assert tokenizer.decode(labels) == ", ".join(" ".join(words) for words in kept) + "<|im_end|>"
+        assert tokenizer.decode(labels) == describe_row["descriptions"][stride] + "<|im_end|>"
         video_tokens = (batch["input_ids"][0] == processor.video_token_id).sum()
         assert len(labels) - 1 == video_tokens + (4 // stride - 1)

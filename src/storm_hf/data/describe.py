@@ -3,15 +3,13 @@
 The tiny STORM turns a 16-frame 32 px clip into temporal slots of `pool_window` frames, each of 2x2 tokens (one
 per quadrant of the frame). The description names, slot by slot and quadrant by quadrant (row-major, the order of
 the video tokens), what was drawn there during the slot: `none`, the colour of the shape, or, if it flashed there,
-how many of the slot's frames it flashed on (`one`, `two`). Slots are separated by commas, as the video tokens are
+how many of the slot's frames it flashed on (`one` .. `four`). Slots are separated by commas, as the video tokens are
 by one separator per slot, so each word sits at the same distance from the token it describes.
 
 Training mixes "Describe the video." rows (a scene with this conversation instead of its question) into the
 question rows: dense supervision that makes the language model read the video tokens and the encoder keep every
 aspect of the clip (docs/shipped-model.md, "Fourth round"). It is never evaluated.
 """
-
-import numpy as np
 
 from .questions import COUNTS
 from .scenes import FLASH_RGB, PALETTE, Sprite, shape_mask
@@ -32,14 +30,14 @@ def _colour_name(rgb) -> str:
 def slot_entries(sprites: list[Sprite], num_frames: int, frame_size: int, pool_window: int, grid: int = 2):
     """`[[word per quadrant] per slot]`: what each of the `grid` x `grid` regions shows during each slot."""
     cell = frame_size // grid
+    masks = [shape_mask(sprite.shape, sprite.size) for sprite in sprites]
     slots = []
     for start in range(0, num_frames, pool_window):
         words = []
         for row in range(grid):
             for col in range(grid):
                 word = EMPTY
-                for sprite in sprites:
-                    mask = shape_mask(sprite.shape, sprite.size)
+                for sprite, mask in zip(sprites, masks):
                     flashes, colour = 0, None
                     for t in range(start, start + pool_window):
                         if not sprite.visible[t]:
@@ -65,15 +63,11 @@ def slot_entries(sprites: list[Sprite], num_frames: int, frame_size: int, pool_w
     return slots
 
 
-def description(entries) -> str:
-    """The text of `entries` (from `slot_entries`): the words of each slot, slots separated by commas."""
-    return ", ".join(" ".join(words) for words in entries)
-
-
 def describe(sprites: list[Sprite], num_frames: int, frame_size: int, pool_window: int, stride: int = 1) -> str:
     """The description of a scene as the video tokens at sampling stride `stride` should hold it: each kept slot
     stands for the `pool_window * stride` frames from its start to the next kept slot, dropped ones included."""
-    return description(slot_entries(sprites, num_frames, frame_size, pool_window * stride))
+    entries = slot_entries(sprites, num_frames, frame_size, pool_window * stride)
+    return ", ".join(" ".join(words) for words in entries)
 
 
 def describe_messages(text: str) -> list[dict]:

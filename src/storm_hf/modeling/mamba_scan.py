@@ -223,9 +223,10 @@ def selective_scan_blocked(
         states_buffer = torch.empty_like(decay_buffer)
     state = torch.zeros(batch, groups, d_state, dg, **f32)
     # the output in u's memory order: (batch, dim, L), or a (batch, dim, L) view of token-major (batch, L, dim)
-    y_dims = (batch, length, dim) if _is_token_major(u) else (batch, dim, length)
-    y = torch.empty(y_dims, dtype=u.dtype, device=u.device)
-    y = y.transpose(1, 2) if _is_token_major(u) else y
+    if _is_token_major(u):
+        y = torch.empty(batch, length, dim, dtype=u.dtype, device=u.device).transpose(1, 2)
+    else:
+        y = torch.empty(batch, dim, length, dtype=u.dtype, device=u.device)
     for start in range(0, length, chunk):
         stop = min(start + chunk, length)
         n = stop - start

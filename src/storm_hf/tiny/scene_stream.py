@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.describe import DESCRIBE, describe_messages, description, slot_entries
+from ..data.describe import DESCRIBE, describe, describe_messages
 from ..data.questions import QUESTION_TYPES
 from ..data.synthetic import make_sample, sample_row
 
@@ -52,7 +52,7 @@ class SceneStream(torch.utils.data.IterableDataset):
         return sum(stage.samples for stage in self.stages)
 
     def row(self, index: int, question_types) -> dict:
-        """Sample `index`; a `describe` row carries `describe_slots`: {stride: what each kept token should hold}."""
+        """Sample `index`; a `describe` row carries `descriptions`: {stride: its description at that stride}."""
         row_type = question_types[index % len(question_types)]
         if DESCRIBE in question_types:  # one type per row: scenes of the stage's question types, cycling
             scene_types = tuple(name for name in question_types if name != DESCRIBE) or tuple(QUESTION_TYPES)
@@ -63,13 +63,13 @@ class SceneStream(torch.utils.data.IterableDataset):
         row = {**sample_row(f"train-{index:08d}", question, self.num_frames), "video": frames}
         if row_type == DESCRIBE:
             # per sampling stride s, what each kept token stands for: the k * s frames up to the next kept slot
-            slots = {
-                stride: slot_entries(question.sprites, self.num_frames, self.frame_size, self.pool_window * stride)
+            texts = {
+                stride: describe(question.sprites, self.num_frames, self.frame_size, self.pool_window, stride)
                 for stride in DESCRIBE_STRIDES
                 if self.num_frames % (self.pool_window * stride) == 0
             }
-            text = description(slots[1])
-            row.update(question_type=DESCRIBE, answer=text, messages=describe_messages(text), describe_slots=slots)
+            text = texts[1]
+            row.update(question_type=DESCRIBE, answer=text, messages=describe_messages(text), descriptions=texts)
         return row
 
     def __iter__(self):

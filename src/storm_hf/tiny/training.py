@@ -11,7 +11,7 @@ import math
 import random
 from pathlib import Path
 
-from ..data.describe import DESCRIBE, describe_messages, description
+from ..data.describe import DESCRIBE, describe_messages
 from ..data.questions import QUESTION_TYPES
 from ..data.synthetic import write_dataset
 from ..training.data import StormDataCollator
@@ -32,8 +32,8 @@ class StrideMixingCollator(StormDataCollator):
         stride = random.Random(f"{self.seed}:{rows[0]['id']}").choice(self.strides)
         self.frame_kwargs["temporal_sampling_stride"] = stride
         rows = [
-            {**row, "messages": describe_messages(description(row["describe_slots"][stride]))}
-            if row.get("describe_slots") is not None
+            {**row, "messages": describe_messages(row["descriptions"][stride])}
+            if row.get("descriptions") is not None
             else row
             for row in rows
         ]
