@@ -50,6 +50,8 @@ def test_temporal_widths_are_taken_from_the_vision_and_text_configs(tiny_config)
         ({"temporal_sampling_stride": -1}, "temporal_sampling_stride must be a positive integer"),
         ({"num_layers": -1}, "num_layers must be an integer >= 0"),
         ({"dt_rank": "big"}, "dt_rank must be a positive integer"),
+        ({"scan_chunk_size": 0}, "scan_chunk_size must be a positive integer"),
+        ({"scan_chunk_size": 3}, "scan_chunk_size (3) must be at least d_conv (4)"),
         ({"hidden_size": 48}, "must equal the language model's text_config.hidden_size (64)"),
         ({"vision_hidden_size": 16}, "must equal vision_config.hidden_size (32)"),
     ],

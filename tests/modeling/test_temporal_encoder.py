@@ -115,8 +115,11 @@ def test_bidirectional_encoder_sees_the_future_and_unidirectional_does_not():
             assert moved == 0.0
 
 
-def test_unidirectional_mixer_equals_transformers_mamba_mixer_with_the_same_weights():
-    config = StormTemporalConfig(vision_hidden_size=8, hidden_size=32, d_state=8, bidirectional=False)
+@pytest.mark.parametrize("scan_chunk_size", [1024, 8])  # the whole 37-step sequence at once, or in 5 chunks
+def test_unidirectional_mixer_equals_transformers_mamba_mixer_with_the_same_weights(scan_chunk_size):
+    config = StormTemporalConfig(
+        vision_hidden_size=8, hidden_size=32, d_state=8, bidirectional=False, scan_chunk_size=scan_chunk_size
+    )
     torch.manual_seed(0)
     ours = StormMambaMixer(config)
     ours.init_ssm_parameters(config)
@@ -140,6 +143,47 @@ def test_unidirectional_mixer_equals_transformers_mamba_mixer_with_the_same_weig
     x = torch.randn(2, 37, 32)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+def trained_scale_mixer(**settings):
+    config = StormTemporalConfig(vision_hidden_size=8, hidden_size=16, d_state=4, **settings)
+    torch.manual_seed(0)
+    mixer = StormMambaMixer(config)
+    mixer.init_ssm_parameters(config)
+    for name, parameter in mixer.named_parameters():
+        if name.endswith("weight"):
+            torch.nn.init.normal_(parameter, std=0.3)
+    return mixer
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+# chunks that divide the sequence, that leave a short last chunk (1 step, fewer than the convolution's 3-step
+# halo), and the smallest allowed (d_conv = 4)
+@pytest.mark.parametrize("length, chunk", [(64, 16), (37, 8), (33, 32), (50, 4)])
+def test_mixer_in_chunks_equals_the_whole_sequence(bidirectional, dtype, length, chunk):
+    mixer = trained_scale_mixer(bidirectional=bidirectional, scan_chunk_size=chunk).to(dtype)
+    hidden = torch.randn(2, length, 16).to(dtype)
+    with torch.no_grad():
+        chunked, whole = mixer._forward_chunked(hidden), mixer._forward_whole(hidden)
+    if dtype == torch.bfloat16:
+        assert torch.equal(chunked, whole)
+    else:  # the same arithmetic, but matrix products over fewer rows may round differently
+        torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_mixer_runs_in_chunks_only_without_gradients_on_long_sequences():
+    mixer = trained_scale_mixer(scan_chunk_size=8)
+    calls = []
+    original = mixer._forward_chunked
+    mixer._forward_chunked = lambda hidden: calls.append(hidden.shape[1]) or original(hidden)
+    hidden = torch.randn(1, 20, 16)
+    with_grad = mixer(hidden)
+    with torch.no_grad():
+        mixer(hidden[:, :8])  # one chunk: the whole-sequence pass
+        without_grad = mixer(hidden)
+    assert calls == [20]
+    torch.testing.assert_close(without_grad, with_grad.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_backward_branch_has_its_own_ssm_parameters_and_shares_the_projections():

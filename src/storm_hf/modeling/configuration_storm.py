@@ -38,6 +38,9 @@ class StormTemporalConfig(PreTrainedConfig):
             (1 = off, 2 = 4x fewer tokens per slot).
         temporal_sampling_stride (`int`, defaults to 1): keep every s-th temporal slot at test time; callers may
             override it per call.
+        scan_chunk_size (`int`, defaults to 1024): tokens each Mamba block processes at a time when it runs on the
+            CPU without gradients, bounding its working memory; the output is the same for any value. With
+            gradients, and on CUDA (mamba_ssm's kernel scans whole sequences), a block runs over the whole clip.
     """
 
     model_type = "storm_temporal"
@@ -55,6 +58,7 @@ class StormTemporalConfig(PreTrainedConfig):
     temporal_pool_size: int = 4
     spatial_pool_size: int = 1
     temporal_sampling_stride: int = 1
+    scan_chunk_size: int = 1024
     layer_norm_eps: float = 1e-5
     use_bias: bool = False
     use_conv_bias: bool = True
@@ -76,11 +80,17 @@ class StormTemporalConfig(PreTrainedConfig):
             temporal_pool_size=self.temporal_pool_size,
             spatial_pool_size=self.spatial_pool_size,
             temporal_sampling_stride=self.temporal_sampling_stride,
+            scan_chunk_size=self.scan_chunk_size,
         )
         if isinstance(self.num_layers, bool) or not isinstance(self.num_layers, int) or self.num_layers < 0:
             raise ValueError(f"StormTemporalConfig.num_layers must be an integer >= 0, got {self.num_layers!r}.")
         if self.dt_rank != "auto":
             _require_positive_int(type(self).__name__, dt_rank=self.dt_rank)
+        if self.scan_chunk_size < self.d_conv:
+            raise ValueError(
+                f"StormTemporalConfig.scan_chunk_size ({self.scan_chunk_size}) must be at least d_conv "
+                f"({self.d_conv}): each chunk hands its last d_conv - 1 steps to the next one's convolution."
+            )
 
     @property
     def intermediate_size(self) -> int:
