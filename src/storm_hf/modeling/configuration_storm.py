@@ -38,7 +38,7 @@ class StormTemporalConfig(PreTrainedConfig):
             (1 = off, 2 = 4x fewer tokens per slot).
         temporal_sampling_stride (`int`, defaults to 1): keep every s-th temporal slot at test time; callers may
             override it per call.
-        scan_chunk_size (`int`, defaults to 1024): tokens each Mamba block processes at a time when it runs on the
+        scan_chunk_size (`int`, defaults to 512): tokens each Mamba block processes at a time when it runs on the
             CPU without gradients, bounding its working memory; the output is the same for any value. With
             gradients, and on CUDA (mamba_ssm's kernel scans whole sequences), a block runs over the whole clip.
     """
@@ -58,7 +58,7 @@ class StormTemporalConfig(PreTrainedConfig):
     temporal_pool_size: int = 4
     spatial_pool_size: int = 1
     temporal_sampling_stride: int = 1
-    scan_chunk_size: int = 1024
+    scan_chunk_size: int = 512
     layer_norm_eps: float = 1e-5
     use_bias: bool = False
     use_conv_bias: bool = True

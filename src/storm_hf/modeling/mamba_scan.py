@@ -169,9 +169,10 @@ def _time_major(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 def _recur_(decay: torch.Tensor, states: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     """h_t = decay_t * h_{t-1} + states_t along dim 0, in place in `states` (h_{-1} = `state`); returns `states`."""
-    states[0].addcmul_(decay[0], state)
-    for t in range(1, states.shape[0]):
-        states[t].addcmul_(decay[t], states[t - 1])
+    steps, decays = states.unbind(0), decay.unbind(0)  # every step's view at once, not three indexing ops per step
+    steps[0].addcmul_(decays[0], state)
+    for t in range(1, len(steps)):
+        steps[t].addcmul_(decays[t], steps[t - 1])
     return states
 
 
@@ -192,8 +193,9 @@ class _LinearRecurrence(torch.autograd.Function):
     def backward(ctx, grad_states):
         decay, states, state = ctx.saved_tensors
         grad = grad_states.clone()  # becomes G, last step first
-        for t in range(grad.shape[0] - 2, -1, -1):
-            grad[t].addcmul_(decay[t + 1], grad[t + 1])
+        steps, decays = grad.unbind(0), decay.unbind(0)
+        for t in range(len(steps) - 2, -1, -1):
+            steps[t].addcmul_(decays[t + 1], steps[t + 1])
         grad_decay = torch.empty_like(grad)
         torch.mul(grad[0], state, out=grad_decay[0])
         torch.mul(grad[1:], states[:-1], out=grad_decay[1:])
