@@ -3,10 +3,9 @@
 * `selective_scan_reference`: a short sequential loop that reads like the equations; used by tests.
 * `selective_scan_blocked`: the fast pure-PyTorch path (CPU, or CUDA without the kernels). Time is cut into chunks
   of 16 steps, turned time-major with the state index before the channel index, so every op (broadcasts included)
-  runs along the long `dim` axis innermost; each chunk is discretised with a few
-  whole-chunk ops into two reused buffers, the recurrence is one fused multiply-add per step in place, and the output
-  (with `D` and the `z` gate) is one batched matmul and two ops per chunk. The only `(length, dim, d_state)`-sized
-  memory is one chunk's. Under autograd the recurrence is one `autograd.Function` with a hand-written backward
+  runs along the long `dim` axis innermost; each chunk is discretised with a few whole-chunk ops into reused
+  buffers, the recurrence is one fused multiply-add per step in place, and the output (with `D` and the `z` gate) is
+  one batched matmul and two ops per chunk. The only `(length, dim, d_state)`-sized memory is a few chunks'. Under autograd the recurrence is one `autograd.Function` with a hand-written backward
   (the same in-place loop, run backwards), not a graph of one node per step.
 * the `mamba_ssm` / `causal_conv1d` CUDA kernels, used when they are installed and the tensors live on CUDA.
 
