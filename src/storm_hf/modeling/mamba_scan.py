@@ -5,8 +5,9 @@
   of 16 steps, turned time-major with the state index before the channel index, so every op (broadcasts included)
   runs along the long `dim` axis innermost; each chunk is discretised with a few whole-chunk ops into reused
   buffers, the recurrence is one fused multiply-add per step in place, and the output (with `D` and the `z` gate) is
-  one batched matmul and two ops per chunk. The only `(length, dim, d_state)`-sized memory is a few chunks'. Under autograd the recurrence is one `autograd.Function` with a hand-written backward
-  (the same in-place loop, run backwards), not a graph of one node per step.
+  one batched matmul and two ops per chunk. The only `(length, dim, d_state)`-sized memory is a few chunks'. Under
+  autograd the recurrence is one `autograd.Function` with a hand-written backward (the same in-place loop, run
+  backwards), not a graph of one node per step.
 * the `mamba_ssm` / `causal_conv1d` CUDA kernels, used when they are installed and the tensors live on CUDA.
 
 The causal depthwise convolution likewise has a reference (`causal_conv1d_reference`, torch's `conv1d`) and a fast
@@ -215,7 +216,7 @@ def selective_scan_blocked(
     chunk_size=16,
     initial_state=None,
 ):
-    """Same result as `selective_scan_reference`, fast in pure PyTorch; extra memory is one chunk of states.
+    """Same result as `selective_scan_reference`, fast in pure PyTorch; extra memory is a few chunks of states.
 
     Differentiable: when autograd records, each chunk's recurrence is a `_LinearRecurrence` that keeps the chunk's
     states for the backward pass; otherwise it runs in place in three reused `(chunk, batch, d_state, dim)`-sized
