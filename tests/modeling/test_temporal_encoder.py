@@ -115,24 +115,28 @@ def test_bidirectional_encoder_sees_the_future_and_unidirectional_does_not():
             assert moved == 0.0
 
 
+def trained_scale_mixer(std=0.3, **settings):
+    """A mixer with Mamba's SSM initialisation and weights of a trained model's scale (`std`)."""
+    config = StormTemporalConfig(**{"vision_hidden_size": 8, "hidden_size": 16, "d_state": 4, **settings})
+    torch.manual_seed(0)
+    mixer = StormMambaMixer(config)
+    mixer.init_ssm_parameters(config)
+    for name, parameter in mixer.named_parameters():
+        if name.endswith("weight"):
+            torch.nn.init.normal_(parameter, std=std)
+    return mixer
+
+
 @pytest.mark.parametrize("scan_chunk_size", [512, 8])  # the whole 37-step sequence at once, or in 5 chunks
 def test_unidirectional_mixer_equals_transformers_mamba_mixer_with_the_same_weights(scan_chunk_size):
-    config = StormTemporalConfig(
-        vision_hidden_size=8, hidden_size=32, d_state=8, bidirectional=False, scan_chunk_size=scan_chunk_size
-    )
-    torch.manual_seed(0)
-    ours = StormMambaMixer(config)
-    ours.init_ssm_parameters(config)
-    for name, parameter in ours.named_parameters():
-        if name.endswith("weight"):
-            torch.nn.init.normal_(parameter, std=0.2)
+    ours = trained_scale_mixer(std=0.2, hidden_size=32, d_state=8, bidirectional=False, scan_chunk_size=scan_chunk_size)
     theirs = MambaMixer(
         MambaConfig(
             hidden_size=32,
             state_size=8,
             expand=2,
             conv_kernel=4,
-            time_step_rank=config.time_step_rank,
+            time_step_rank=ours.time_step_rank,
             use_bias=False,
             use_conv_bias=True,
             num_hidden_layers=1,
@@ -143,17 +147,6 @@ def test_unidirectional_mixer_equals_transformers_mamba_mixer_with_the_same_weig
     x = torch.randn(2, 37, 32)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
-
-
-def trained_scale_mixer(**settings):
-    config = StormTemporalConfig(vision_hidden_size=8, hidden_size=16, d_state=4, **settings)
-    torch.manual_seed(0)
-    mixer = StormMambaMixer(config)
-    mixer.init_ssm_parameters(config)
-    for name, parameter in mixer.named_parameters():
-        if name.endswith("weight"):
-            torch.nn.init.normal_(parameter, std=0.3)
-    return mixer
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
@@ -173,9 +166,13 @@ def test_mixer_in_chunks_equals_the_whole_sequence(bidirectional, dtype, length,
 
 def test_mixer_runs_in_chunks_only_without_gradients_on_long_sequences():
     mixer = trained_scale_mixer(scan_chunk_size=8)
-    calls = []
-    original = mixer._forward_chunked
-    mixer._forward_chunked = lambda hidden: calls.append(hidden.shape[1]) or original(hidden)
+    calls, original = [], mixer._forward_chunked
+
+    def spy(hidden):
+        calls.append(hidden.shape[1])
+        return original(hidden)
+
+    mixer._forward_chunked = spy
     hidden = torch.randn(1, 20, 16)
     with_grad = mixer(hidden)
     with torch.no_grad():
