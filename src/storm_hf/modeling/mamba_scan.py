@@ -176,6 +176,17 @@ def _recur_(decay: torch.Tensor, states: torch.Tensor, state: torch.Tensor) -> t
     return states
 
 
+def _states_in_place(dt, dt_u, A2, B, state, decay_buffer, states_buffer) -> torch.Tensor:
+    """A chunk's states h_t, `(n, batch, g, N, dg)`, from h_{-1} = `state`: the decays exp2(dt A log2 e) into
+    `decay_buffer`, dt B u into `states_buffer`, which becomes the states in place; returns `states_buffer`.
+
+    dt, dt_u: `(n, batch, g, 1, dg)`; A2 = A log2(e): `(g, N, dg)`; B: `(n, batch, g, N, 1)`. This is the scan's
+    d_state-sized work (every other op of a chunk is `(n, dim)`-sized); benchmarks/scan.py times it alone.
+    """
+    decay = torch.mul(dt, A2, out=decay_buffer).exp2_()
+    return _recur_(decay, torch.mul(dt_u, B, out=states_buffer), state)
+
+
 class _LinearRecurrence(torch.autograd.Function):
     """`_recur_` as one differentiable op (the states overwrite `inputs`). With g_t the gradient reaching h_t, the
     gradient of the loss with respect to h_t is G_t = g_t + decay_{t+1} G_{t+1} (the same recurrence, run
@@ -262,9 +273,7 @@ def selective_scan_blocked(
         # (batch, g, N, n) -> (n * batch * g, 1, N)
         Cc = C[..., start:stop].float().permute(3, 0, 1, 2).reshape(n * batch * groups, 1, d_state)
         if in_place:
-            decay = torch.mul(dt, A2, out=decay_buffer[:n]).exp2_()  # (n, batch, g, N, dg)
-            states = torch.mul(dt * x, Bc, out=states_buffers[index % 2, :n])  # dt B u, becomes h step by step
-            _recur_(decay, states, state)
+            states = _states_in_place(dt, dt * x, A2, Bc, state, decay_buffer[:n], states_buffers[index % 2, :n])
         else:
             states = _LinearRecurrence.apply(torch.exp2(dt * A2), dt * x * Bc, state)  # (n, batch, g, N, dg)
         state = states[n - 1]
