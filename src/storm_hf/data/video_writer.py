@@ -24,6 +24,7 @@ def write_video(
     `frames` may also be an iterable of `(H, W, 3)` uint8 frames, encoded as they come (long videos need not fit in
     memory). `gop_size` is the keyframe interval. `timestamps` (seconds, strictly increasing) make a
     variable-frame-rate file; otherwise frame i is shown at i / fps. H and W must be even for yuv420p codecs.
+    The file is reproducible: the same arguments write the same bytes.
     """
     if isinstance(frames, np.ndarray):
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -40,7 +41,8 @@ def write_video(
     path.parent.mkdir(parents=True, exist_ok=True)
     # With explicit timestamps use a fine time base so every timestamp is representable.
     time_base = Fraction(1, 90000) if timestamps is not None else Fraction(1, round(fps * 1000)) * 1000
-    with av.open(str(path), mode="w") as container:
+    # bitexact: the same frames give the same bytes (no random Matroska UIDs, no muxer version or creation date)
+    with av.open(str(path), mode="w", container_options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
