@@ -61,9 +61,22 @@ def test_scene_stream_runs_its_stages_in_order_and_workers_keep_the_order():
     assert [row["id"] for batch in loader for row in batch] == [row["id"] for row in rows]
 
 
+def test_a_describe_stage_refuses_strides_its_slots_do_not_divide():
+    stages = (Stage(("describe",), 4),)
+    with pytest.raises(ValueError, match="sampling stride 3: the 4 temporal slots of 16 frames"):
+        SceneStream(stages, num_frames=16, frame_size=32, pool_window=4, describe_strides=(1, 3))
+    # without describe rows any stride trains
+    SceneStream((Stage(("direction",), 4),), num_frames=16, frame_size=32, pool_window=4, describe_strides=(3,))
+
+
 def test_describe_rows_cycle_with_the_questions_and_are_described_at_the_batch_stride():
     stream = SceneStream(
-        (Stage(("describe", "flash_count"), 8),), num_frames=16, frame_size=32, pool_window=4, first_index=200
+        (Stage(("describe", "flash_count"), 8),),
+        num_frames=16,
+        frame_size=32,
+        pool_window=4,
+        first_index=200,
+        describe_strides=(2, 4),
     )
     rows = list(stream)
     assert [row["question_type"] for row in rows] == ["describe", "flash_count"] * 4

@@ -20,9 +20,6 @@ from ..data.describe import DESCRIBE, describe, describe_messages
 from ..data.questions import QUESTION_TYPES
 from ..data.synthetic import make_sample, sample_row
 
-# Sampling strides a describe row carries descriptions for.
-DESCRIBE_STRIDES = (1, 2, 4)
-
 
 @dataclass(frozen=True)
 class Stage:
@@ -39,14 +36,36 @@ class SceneStream(torch.utils.data.IterableDataset):
     With several data-loader workers, worker w of W yields the blocks of `block_size` consecutive rows whose block
     number is w modulo W, so each batch holds consecutive rows (every question type, every answer) and the stages
     follow each other in the same order as with one process.
+
+    A describe row carries its description at stride 1 and at every sampling stride in `describe_strides` (the
+    strides training batches are drawn at).
     """
 
-    def __init__(self, stages, *, num_frames: int, frame_size: int, pool_window: int, first_index=0, block_size=1):
+    def __init__(
+        self,
+        stages,
+        *,
+        num_frames: int,
+        frame_size: int,
+        pool_window: int,
+        first_index=0,
+        block_size=1,
+        describe_strides=(1,),
+    ):
         self.stages = tuple(stages)
         if not self.stages or any(stage.samples < 1 for stage in self.stages):
             raise ValueError(f"every stage needs at least one sample, got {self.stages}")
         self.num_frames, self.frame_size, self.pool_window = num_frames, frame_size, pool_window
         self.first_index, self.block_size = first_index, block_size
+        self.describe_strides = tuple(sorted({1, *describe_strides}))
+        slots = num_frames // pool_window
+        uneven = [stride for stride in self.describe_strides if slots % stride]
+        if uneven and any(DESCRIBE in stage.question_types for stage in self.stages):
+            raise ValueError(
+                f"Describe rows cannot be described at sampling stride {uneven[0]}: the {slots} temporal slots of "
+                f"{num_frames} frames at temporal pooling {pool_window} do not fall into groups of {uneven[0]}. "
+                f"Use strides that divide {slots}, or a curriculum without describe stages."
+            )
 
     def __len__(self) -> int:
         return sum(stage.samples for stage in self.stages)
@@ -65,8 +84,7 @@ class SceneStream(torch.utils.data.IterableDataset):
             # per sampling stride s, what each kept token stands for: the k * s frames up to the next kept slot
             texts = {
                 stride: describe(question.sprites, self.num_frames, self.frame_size, self.pool_window, stride)
-                for stride in DESCRIBE_STRIDES
-                if self.num_frames % (self.pool_window * stride) == 0
+                for stride in self.describe_strides
             }
             text = texts[1]
             row.update(question_type=DESCRIBE, answer=text, messages=describe_messages(text), descriptions=texts)

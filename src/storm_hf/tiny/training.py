@@ -112,7 +112,12 @@ def train_tiny(
     processor = build_processor()
     model = build_model(processor, temporal_layers, seed)
     scenes = SceneStream(
-        curriculum, num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, pool_window=TEMPORAL_POOL, block_size=batch_size
+        curriculum,
+        num_frames=NUM_FRAMES,
+        frame_size=FRAME_SIZE,
+        pool_window=TEMPORAL_POOL,
+        block_size=batch_size,
+        describe_strides=train_strides,
     )
     steps = max_steps if max_steps > 0 else math.ceil(len(scenes) / batch_size)
     args = StormTrainingArguments(
