@@ -147,10 +147,11 @@ class StormMambaMixer(nn.Module):
             conv_input = stacked[:, first : halo + n].transpose(1, 2)  # (B, G*inner, halo + n - first)
             x_conv = causal_conv1d(conv_input, conv_weight, conv_bias, activation="silu").transpose(1, 2)
             ys, state = self._scan(x_conv[:, halo - first :], state)  # (B, n, G*inner)
-            # forward branch: steps start..stop-1, of which the backward branch has already written length-start..
-            _write_or_add(y, start, stop, ys[..., :inner], length - start if self.bidirectional else length)
-            if self.bidirectional:  # backward branch, flipped to forward time; the forward one wrote ..stop-1
-                _write_or_add(y, length - stop, length - start, ys[..., inner:].flip(1), stop, covered_from_start=True)
+            # forward branch: steps start..stop-1; the backward branch has written steps length-start.. so far
+            written = range(length - start, length) if self.bidirectional else range(0)
+            _write_or_add(y, start, stop, ys[..., :inner], written)
+            if self.bidirectional:  # backward branch, flipped to forward time; the forward one has written ..stop-1
+                _write_or_add(y, length - stop, length - start, ys[..., inner:].flip(1), range(stop))
         return self.out_proj(y.mul_(gate))
 
     def _conv_parameters(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -189,10 +190,9 @@ class StormMambaMixer(nn.Module):
         return y.transpose(1, 2), state
 
 
-def _write_or_add(out, start, stop, values, covered, covered_from_start=False) -> None:
-    """out[:, start:stop] = values, adding instead where the other branch has already written: steps `covered` and
-    later, or with `covered_from_start` the steps before `covered`."""
-    lo, hi = (start, min(stop, covered)) if covered_from_start else (max(start, covered), stop)
+def _write_or_add(out, start, stop, values, written: range) -> None:
+    """out[:, start:stop] = values, adding instead at the steps in `written` (where the other branch already wrote)."""
+    lo, hi = max(start, written.start), min(stop, written.stop)
     if lo >= hi:
         out[:, start:stop] = values
         return
