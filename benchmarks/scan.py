@@ -85,14 +85,20 @@ def make_inputs(length, layout="channel_major", seed=0):
     return inputs
 
 
-def transformers_recurrent(inputs):
-    args = [inputs[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
-    return mamba_selective_scan(
-        *args, delta_softplus=True, return_last_state=True, use_mambapy=False, use_associative_scan=False
-    )
-
-
 SCAN_ARGUMENTS = ("u", "delta", "A", "B", "C")  # mamba_selective_scan's positional arguments, in order
+
+
+def transformers_recurrent(inputs):
+    return mamba_selective_scan(
+        *(inputs[key] for key in SCAN_ARGUMENTS),
+        D=inputs["D"],
+        z=inputs["z"],
+        delta_bias=inputs["delta_bias"],
+        delta_softplus=True,
+        return_last_state=True,
+        use_mambapy=False,
+        use_associative_scan=False,
+    )
 
 
 def check_mamba_mixer_layout(length=64):
@@ -115,9 +121,9 @@ def check_mamba_mixer_layout(length=64):
     finally:
         modeling_mamba.mamba_selective_scan = mamba_selective_scan
     ours = make_inputs(length, "mamba_mixer")
-    for key in ("u", "delta", "B", "C", "z"):
-        if passed[key].stride() != ours[key].stride():
-            raise RuntimeError(f"MambaMixer passes {key} with strides {passed[key].stride()}, this benchmark "
+    for key, tensor in passed.items():
+        if tensor.stride() != ours[key].stride():
+            raise RuntimeError(f"MambaMixer passes {key} with strides {tensor.stride()}, this benchmark "
                                f"{ours[key].stride()}: update make_inputs")
 
 

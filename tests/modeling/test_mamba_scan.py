@@ -129,6 +129,9 @@ def test_blocked_matches_reference_bf16_inputs(batch, dim, d_state, length, grou
     assert_exact(state, state_ref)
 
 
+PER_STEP = ("u", "delta", "z", "B", "C")  # the scan's inputs with a time axis (the last)
+
+
 def token_major(x: torch.Tensor) -> torch.Tensor:
     """The same `(batch, channels, length)` values, as a view of token-major `(batch, length, channels)` memory."""
     return x.transpose(-1, -2).contiguous().transpose(-1, -2)
@@ -141,7 +144,7 @@ def test_blocked_reads_token_major_views_and_writes_token_major_output(dtype, ba
     # keeps the input's memory order.
     inputs = make_inputs(batch, dim, d_state, length, groups, dtype=dtype)
     y, state = selective_scan_blocked(**inputs, return_last_state=True)
-    viewed = {**inputs, **{k: token_major(inputs[k]) for k in ("u", "delta", "z", "B", "C")}}
+    viewed = {**inputs, **{k: token_major(inputs[k]) for k in PER_STEP}}
     y_view, state_view = selective_scan_blocked(**viewed, return_last_state=True)
     assert viewed["u"].stride(1) == 1 and y_view.stride(1) == 1 and y.stride(-1) == 1
     assert torch.equal(y_view, y) and torch.equal(state_view, state)
@@ -456,10 +459,9 @@ class TestCUDA:
 @pytest.mark.parametrize("split", [1, 16, 21])  # after one step, at a chunk boundary, inside a chunk
 def test_a_scan_goes_on_from_an_initial_state(fn, split):
     inputs = make_inputs(2, 8, 4, 40, groups=2)
-    time_axis = {"u": -1, "delta": -1, "z": -1, "B": -1, "C": -1}
 
     def part(start, stop):
-        return {k: v[..., start:stop] if k in time_axis else v for k, v in inputs.items()}
+        return {k: v[..., start:stop] if k in PER_STEP else v for k, v in inputs.items()}
 
     y_whole, state_whole = selective_scan_reference(**inputs, return_last_state=True)
     y_first, state_first = fn(**part(0, split), return_last_state=True)
