@@ -181,7 +181,7 @@ def _states_in_place(dt, dt_u, A2, B, state, decay_buffer, states_buffer) -> tor
     `decay_buffer`, dt B u into `states_buffer`, which becomes the states in place; returns `states_buffer`.
 
     dt, dt_u: `(n, batch, g, 1, dg)`; A2 = A log2(e): `(g, N, dg)`; B: `(n, batch, g, N, 1)`. This is the scan's
-    d_state-sized work (every other op of a chunk is `(n, dim)`-sized); benchmarks/scan.py times it alone.
+    d_state-sized work (every other op of a chunk is `(n, dim)`-sized), apart so that it can be timed alone.
     """
     decay = torch.mul(dt, A2, out=decay_buffer).exp2_()
     return _recur_(decay, torch.mul(dt_u, B, out=states_buffer), state)
