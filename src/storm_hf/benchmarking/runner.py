@@ -27,6 +27,7 @@ import torch
 
 from ..modeling.modeling_storm import StormForConditionalGeneration
 from ..modeling.token_reduction import reduced_grid_side
+from ..modeling.transformers_compat import output_cache
 from .memory import MemoryProbe
 from .scales import SCALES, Setting, build_config
 from .stages import StageClock, kv_cache_bytes
@@ -83,7 +84,7 @@ class GenerateSession:
         start = time.perf_counter()
         self.prompt, out = self._generate(self.pixels, self.new_tokens)
         self.clock.finish()
-        self.cache = out.past_key_values
+        self.cache = output_cache(out)
         record = {
             "seconds": {"generate": time.perf_counter() - start, **self.clock.seconds},
             "peak": max(self.clock.peak.values()),

@@ -8,12 +8,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import AutoModel, GenerationMixin, PreTrainedModel
-from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPast, BaseModelOutputWithPooling
-from transformers.utils import ModelOutput
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPast,
+    BaseModelOutputWithPooling,
+    CausalLMOutputWithPast,
+)
+from transformers.utils import can_return_tuple
 
 from .configuration_storm import StormConfig, StormTemporalConfig
 from .mamba_mixer import StormMambaBlock, StormMambaMixer
+from .transformers_compat import CACHE_NAME, cache_kwarg, output_cache, pop_cache
 from .token_reduction import (
     num_temporal_slots,
     reduced_grid_side,
@@ -101,6 +106,8 @@ class StormTemporalEncoder(PreTrainedModel):
         return BaseModelOutput(last_hidden_state=x)
 
 
+# transformers' output classes with STORM's fields added: their own fields (the KV cache's name among them) follow
+# the installed release.
 @dataclass
 class StormModelOutputWithPast(BaseModelOutputWithPast):
     """`video_hidden_states` / `image_hidden_states`: the visual tokens that filled the placeholders,
@@ -111,12 +118,10 @@ class StormModelOutputWithPast(BaseModelOutputWithPast):
 
 
 @dataclass
-class StormCausalLMOutputWithPast(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
+class StormCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """`video_hidden_states` / `image_hidden_states`: the visual tokens that filled the placeholders,
+    `(num_visual_tokens, hidden_size)`."""
+
     video_hidden_states: torch.Tensor | None = None
     image_hidden_states: torch.Tensor | None = None
 
@@ -128,7 +133,7 @@ class StormPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "video", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["StormMambaBlock"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_NAME]
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True
@@ -278,6 +283,7 @@ class StormModel(StormPreTrainedModel):
         mask = mask.unsqueeze(-1).expand_as(inputs_embeds).to(inputs_embeds.device)
         return inputs_embeds.masked_scatter(mask, features.to(inputs_embeds.device, inputs_embeds.dtype))
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -287,11 +293,13 @@ class StormModel(StormPreTrainedModel):
         temporal_sampling_stride=None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
         **kwargs,
     ) -> StormModelOutputWithPast:
+        """The KV cache comes as `cache` or `past_key_values` (transformers renamed it in 5.24; both are accepted)
+        and goes to the language model under the installed release's name."""
+        cache = pop_cache(kwargs)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         if inputs_embeds is None:
@@ -324,14 +332,14 @@ class StormModel(StormPreTrainedModel):
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            **cache_kwarg(cache),
             **kwargs,
         )
         return StormModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            **cache_kwarg(output_cache(outputs)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             video_hidden_states=video_features,
@@ -366,6 +374,7 @@ class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
     def get_image_features(self, pixel_values, **kwargs):
         return self.model.get_image_features(pixel_values)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -375,13 +384,13 @@ class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
         temporal_sampling_stride=None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> StormCausalLMOutputWithPast:
+        cache = pop_cache(kwargs)  # as `cache` or `past_key_values`, see StormModel.forward
         outputs = self.model(
             input_ids=input_ids,
             pixel_values=pixel_values,
@@ -390,9 +399,10 @@ class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
             temporal_sampling_stride=temporal_sampling_stride,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            return_dict=True,
+            **cache_kwarg(cache),
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -406,7 +416,7 @@ class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
         return StormCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **cache_kwarg(output_cache(outputs)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             video_hidden_states=outputs.video_hidden_states,
