@@ -23,7 +23,8 @@ __version__ = "0.1.0"
 def _register() -> None:
     transformers.AutoConfig.register(StormConfig.model_type, StormConfig, exist_ok=True)
     transformers.AutoConfig.register(StormTemporalConfig.model_type, StormTemporalConfig, exist_ok=True)
-    transformers.AutoModel.register(StormConfig, StormModel, exist_ok=True)
+    # AutoModel gives the model that generates, as remote-code VLMs on the Hub do; the base model is its `.model`.
+    transformers.AutoModel.register(StormConfig, StormForConditionalGeneration, exist_ok=True)
     transformers.AutoModel.register(StormTemporalConfig, StormTemporalEncoder, exist_ok=True)
     # AutoModelForMultimodalLM appeared after transformers 5.17
     for name in ("AutoModelForImageTextToText", "AutoModelForMultimodalLM"):

@@ -46,6 +46,7 @@ folder, video = sys.argv[1], sys.argv[2]
 loaded = {
     "config": AutoConfig.from_pretrained(folder, trust_remote_code=True),
     "base": AutoModel.from_pretrained(folder, trust_remote_code=True),
+    "base_model": AutoModel.from_pretrained(folder, trust_remote_code=True).model,
     "multimodal": AutoModelForMultimodalLM.from_pretrained(folder, trust_remote_code=True),
     "video_processor": AutoVideoProcessor.from_pretrained(folder, trust_remote_code=True),
     "processor": AutoProcessor.from_pretrained(folder, trust_remote_code=True),
@@ -61,6 +62,8 @@ bf16 = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=Tru
 auto = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True, device_map="auto")
 print(json.dumps({
     "classes": {name: type(obj).__name__ for name, obj in loaded.items()},
+    "auto_model_tokens": loaded["base"].generate(**inputs, max_new_tokens=6, min_new_tokens=6, do_sample=False)[
+        0, inputs["input_ids"].shape[1]:].tolist(),
     "modules": sorted({type(obj).__module__.split(".")[0] for obj in loaded.values()}),
     "tokens": tokens[0, inputs["input_ids"].shape[1]:].tolist(),
     "bf16": str(next(bf16.parameters()).dtype),
@@ -78,7 +81,8 @@ def test_remote_code_loads_every_auto_class_and_generates_the_same_tokens(
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["classes"] == {
         "config": "StormConfig",
-        "base": "StormModel",
+        "base": "StormForConditionalGeneration",
+        "base_model": "StormModel",
         "multimodal": "StormForConditionalGeneration",
         "video_processor": "StormVideoProcessor",
         "processor": "StormProcessor",
@@ -86,6 +90,7 @@ def test_remote_code_loads_every_auto_class_and_generates_the_same_tokens(
     }
     assert outcome["modules"] == ["transformers_modules"] and outcome["storm_hf_loaded"] is False
     assert outcome["tokens"] == greedy_tokens(*tiny_model_and_processor, video_file)
+    assert outcome["auto_model_tokens"] == outcome["tokens"]  # AutoModel gives the model that generates
     assert outcome["bf16"] == "torch.bfloat16" and outcome["device_map"] == "cpu"
 
 
@@ -100,7 +105,12 @@ def test_installed_package_loads_without_trust_remote_code(hub_folder, video_fil
     processor = AutoProcessor.from_pretrained(hub_folder)
     for obj in loaded + [model, processor]:
         assert type(obj).__module__.startswith("storm_hf."), type(obj)
-    assert greedy_tokens(model, processor, video_file) == greedy_tokens(*tiny_model_and_processor, video_file)
+    expected = greedy_tokens(*tiny_model_and_processor, video_file)
+    assert greedy_tokens(model, processor, video_file) == expected
+    # AutoModel gives the model that generates (as remote-code VLMs on the Hub do); the base model is its `.model`
+    assert type(loaded[1]).__name__ == "StormForConditionalGeneration"
+    assert type(loaded[1].model).__name__ == "StormModel"
+    assert greedy_tokens(loaded[1], processor, video_file) == expected
 
 
 def test_installed_package_serves_the_pipeline_task(hub_folder, video_file):
@@ -108,3 +118,25 @@ def test_installed_package_serves_the_pipeline_task(hub_folder, video_file):
     assert type(pipe).__module__ == "storm_hf.processors.pipeline_storm"
     [result] = pipe(text=QUESTION, videos=str(video_file), num_frames=FRAMES, max_new_tokens=3)
     assert isinstance(result["generated_text"], str)
+
+
+def test_a_folder_loaded_with_the_installed_package_and_saved_again_still_serves_remote_code(
+    hub_folder, video_file, tmp_path, python_without_storm_hf
+):
+    """Fine-tune-and-save in place: the saved config keeps the pipeline entry that people without storm-hf need."""
+    import shutil
+
+    copy = shutil.copytree(hub_folder, tmp_path / "copy")
+    AutoModelForImageTextToText.from_pretrained(copy).save_pretrained(copy)
+    saved, exported = (json.loads((folder / "config.json").read_text()) for folder in (copy, hub_folder))
+    assert saved["custom_pipelines"] == exported["custom_pipelines"]
+    assert saved["auto_map"] == exported["auto_map"]
+    script = """
+import sys
+from transformers import pipeline
+pipe = pipeline("video-text-to-text", model=sys.argv[1], trust_remote_code=True)
+print(type(pipe).__module__.split(".")[0], pipe(text=%r, videos=sys.argv[2], num_frames=8, max_new_tokens=2)[0]["generated_text"] != None)
+""" % QUESTION
+    result = python_without_storm_hf(script, copy, video_file)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["transformers_modules", "True"]

@@ -14,7 +14,7 @@ from .model_card import write_model_card
 
 AUTO_MAP = {
     "AutoConfig": "configuration_storm.StormConfig",
-    "AutoModel": "modeling_storm.StormModel",
+    "AutoModel": "modeling_storm.StormForConditionalGeneration",
     "AutoModelForImageTextToText": "modeling_storm.StormForConditionalGeneration",
     "AutoModelForMultimodalLM": "modeling_storm.StormForConditionalGeneration",
 }

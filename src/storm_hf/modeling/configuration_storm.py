@@ -186,12 +186,21 @@ class StormConfig(PreTrainedConfig):
         # An exported folder names its pipeline module for remote code. When this config is the installed storm-hf
         # class (not loaded as remote code), the registered pipeline serves the task instead, so that
         # `pipeline(task, model=folder)` needs no `trust_remote_code`.
+        # The folder's entry is kept aside and written back by `to_dict`, so that saving the loaded model again keeps
+        # the folder working for people without storm-hf.
         custom_pipelines = kwargs.get("custom_pipelines") or {}
         loaded_as_remote_code = type(self).__module__.startswith("transformers_modules")
         if custom_pipelines and not loaded_as_remote_code and all(map(_pipeline_installed, custom_pipelines)):
-            kwargs.pop("custom_pipelines")
+            self._served_custom_pipelines = kwargs.pop("custom_pipelines")
         super().__post_init__(**kwargs)
         self._check_consistency()
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        served = output.pop("_served_custom_pipelines", None)
+        if served and "custom_pipelines" not in output:
+            output["custom_pipelines"] = served
+        return output
 
     def _check_consistency(self) -> None:
         temporal = self.temporal_config

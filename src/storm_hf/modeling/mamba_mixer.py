@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
+from transformers.integrations.accelerate import force_accelerate_hooks
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_storm import StormTemporalConfig
@@ -48,6 +49,8 @@ class StormMambaMixer(nn.Module):
             self.add_module(f"dt_proj{suffix}", nn.Linear(self.time_step_rank, inner, bias=True))
             self.register_parameter(f"A{suffix}_log", nn.Parameter(torch.empty(inner, self.state_size)))
             self.register_parameter(f"D{suffix}", nn.Parameter(torch.empty(inner)))
+        if not self.bidirectional:  # no backward branch: `forward`'s offload hooks skip what is None
+            self.conv1d_b = self.dt_proj_b = None
 
     def _branch_suffixes(self) -> tuple[str, ...]:
         return ("", "_b") if self.bidirectional else ("",)
@@ -79,6 +82,9 @@ class StormMambaMixer(nn.Module):
             if conv.bias is not None:
                 init.zeros_(conv.bias)
 
+    # The convolutions' and dt_proj's weights are read directly, not by calling the modules: their accelerate hooks
+    # (CPU / disk offload, device maps) must be fired here to bring the weights in.
+    @force_accelerate_hooks(["conv1d", "dt_proj", "conv1d_b", "dt_proj_b"])
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """(B, L, hidden) -> (B, L, hidden).
 

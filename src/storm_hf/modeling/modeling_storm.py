@@ -57,6 +57,11 @@ class StormTemporalEncoder(PreTrainedModel):
     main_input_name = "vision_features"
     supports_gradient_checkpointing = True
     _no_split_modules = ["StormMambaBlock"]
+    # No attention inside: every attention implementation chosen for the whole model is fine here.
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
 
     def __init__(self, config: StormTemporalConfig):
         super().__init__(config)
@@ -266,13 +271,17 @@ class StormModel(StormPreTrainedModel):
             "tokens"
         )
 
+    def placeholder_mask(self, input_ids, inputs_embeds, token_id: int) -> torch.Tensor:
+        """(B, L) bool: where the `token_id` placeholders are, read from `input_ids`, or from `inputs_embeds` (rows equal
+        to the placeholder's embedding) when there are no ids."""
+        if input_ids is not None and input_ids.shape[-1] > 0:
+            return input_ids == token_id
+        placeholder = self.get_input_embeddings()(torch.tensor(token_id, device=inputs_embeds.device))
+        return (inputs_embeds == placeholder).all(-1)
+
     def _scatter_features(self, input_ids, inputs_embeds, token_id, features, kind, describe) -> torch.Tensor:
         """Fill the `token_id` placeholders of `inputs_embeds` with `features`, checking the counts agree."""
-        if input_ids is None:
-            placeholder = self.get_input_embeddings()(torch.tensor(token_id, device=inputs_embeds.device))
-            mask = (inputs_embeds == placeholder).all(-1)
-        else:
-            mask = input_ids == token_id
+        mask = self.placeholder_mask(input_ids, inputs_embeds, token_id)
         num_tokens, num_features = int(mask.sum()), features.shape[0]
         if num_tokens != num_features:
             raise ValueError(
@@ -373,6 +382,64 @@ class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
 
     def get_image_features(self, pixel_values, **kwargs):
         return self.model.get_image_features(pixel_values)
+
+    def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
+        """Repeat every sample's videos and images with the sample, for beam search and `num_return_sequences`.
+
+        transformers' default repeats every tensor row by row, which repeats each video (not each sample's videos):
+        with several videos in one prompt the copies would meet the wrong placeholders.
+        """
+        if expand_size == 1:
+            return input_ids, model_kwargs
+        stride = model_kwargs.pop("temporal_sampling_stride", None)  # one value for the batch, not repeated
+        media = {}
+        for pixels_key, token_id in (
+            ("pixel_values_videos", self.config.video_token_id),
+            ("pixel_values", self.config.image_token_id),
+        ):
+            if model_kwargs.get(pixels_key) is None:
+                continue
+            rows = self._media_rows_per_sample(input_ids, model_kwargs, pixels_key, token_id, stride)
+            # each sample's rows, expand_size times over, sample after sample
+            order = [i for row in rows for _ in range(expand_size) for i in row]
+            keys = [pixels_key] + (["video_frame_counts"] if pixels_key == "pixel_values_videos" else [])
+            for key in keys:
+                if model_kwargs.get(key) is not None:
+                    values = model_kwargs.pop(key)
+                    media[key] = values[torch.tensor(order, dtype=torch.long, device=values.device)]
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(
+            expand_size, is_encoder_decoder, input_ids, **model_kwargs
+        )
+        if stride is not None:
+            model_kwargs["temporal_sampling_stride"] = stride
+        return input_ids, {**model_kwargs, **media}
+
+    def _media_rows_per_sample(self, input_ids, model_kwargs, pixels_key, token_id, stride) -> list[list[int]]:
+        """For every sample of the batch, the rows of `model_kwargs[pixels_key]` its placeholders take, in order."""
+        pixels = model_kwargs[pixels_key]
+        side = self.model.temporal_encoder.output_grid(1, self.config.vision_grid_size)[1]
+        if pixels_key == "pixel_values":
+            sizes = [side * side] * len(pixels)  # an image is one slot
+        else:
+            counts = model_kwargs.get("video_frame_counts")
+            counts = [pixels.shape[1]] * len(pixels) if counts is None else [int(c) for c in counts]
+            grids = [self.model.temporal_encoder.output_grid(c, self.config.vision_grid_size, stride) for c in counts]
+            sizes = [slots * s * s for slots, s in grids]
+        per_sample = self.model.placeholder_mask(input_ids, model_kwargs.get("inputs_embeds"), token_id).sum(-1)
+        rows, next_row = [], 0
+        for sample_tokens in per_sample.tolist():
+            first = next_row
+            while sample_tokens > 0 and next_row < len(sizes):
+                sample_tokens -= sizes[next_row]
+                next_row += 1
+            rows.append(list(range(first, next_row)))
+            if sample_tokens != 0 or (len(rows) == len(per_sample) and next_row != len(sizes)):
+                raise ValueError(
+                    f"The placeholders of {pixels_key} do not line up with the samples of the batch: "
+                    f"{per_sample.tolist()} placeholder tokens per sample for items of {sizes} tokens. Build inputs "
+                    "with StormProcessor, with the settings passed to generate."
+                )
+        return rows
 
     @can_return_tuple
     def forward(
