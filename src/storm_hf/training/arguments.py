@@ -1,5 +1,6 @@
 """`StormTrainingArguments`: the Trainer's arguments plus the stage, LoRA, per-part learning rates and video input."""
 
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -64,6 +65,11 @@ class StormTrainingArguments(TrainingArguments):
             )
         if self.bf16 is None:
             self.bf16 = not self.fp16 and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available():
+            # Several processes (torchrun, accelerate launch) on a machine without an accelerator: data parallel over
+            # gloo on the CPU. Without use_cpu the Trainer would run each process on its own, every one training on
+            # the same samples and saving to the same folder.
+            self.use_cpu = True
         super().__post_init__()
 
     @property

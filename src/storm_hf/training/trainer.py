@@ -4,6 +4,7 @@ Because this is the stock `Trainer`, `accelerate launch` with a DeepSpeed or FSD
 mixed precision, logging and resuming from a checkpoint work as for any transformers model (docs/training.md).
 """
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -103,6 +104,36 @@ def save_trained(trainer: StormTrainer, out_dir) -> Path:
     return out_dir
 
 
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of every parameter's bytes, in name order: equal fingerprints mean bit-identical weights."""
+    digest = hashlib.sha256()
+    for name, param in sorted(model.named_parameters()):
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def verify_replicas_agree(trainer: StormTrainer) -> None:
+    """In data-parallel training every process must hold the same weights; check it once, at the end, by gathering
+    each process's `weights_fingerprint`, so that a desynchronised run fails loudly instead of saving one process's
+    weights. Sharded runs (FSDP, ZeRO-3) hold different shards by design and are not checked."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if trainer.args.world_size < 2 or trainer.is_fsdp_enabled or is_deepspeed_zero3_enabled():
+        return
+    fingerprint = weights_fingerprint(trainer.accelerator.unwrap_model(trainer.model))
+    fingerprints = [None] * trainer.args.world_size
+    torch.distributed.all_gather_object(fingerprints, fingerprint)
+    if len(set(fingerprints)) > 1:
+        listing = ", ".join(f"process {rank}: {value[:12]}" for rank, value in enumerate(fingerprints))
+        raise RuntimeError(
+            f"The data-parallel processes ended training with different weights ({listing}). A parameter that some "
+            "processes do not update, or a step some processes skipped, desynchronised them; nothing was saved."
+        )
+    if trainer.is_world_process_zero():
+        print(f"weights identical on all {len(fingerprints)} processes (sha256 {fingerprint[:12]})")
+
+
 def train(
     model,
     data,
@@ -133,6 +164,7 @@ def train(
     dataset = load_training_dataset(data, media_root=media_root)
     trainer = build_trainer(model, processor, dataset, args)
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    verify_replicas_agree(trainer)
     out_dir = save_trained(trainer, Path(args.output_dir) / ("adapter" if args.lora else "model"))
     if trainer.is_world_process_zero():
         skipped = trainer.data_collator.num_skipped
