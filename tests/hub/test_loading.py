@@ -140,3 +140,22 @@ print(type(pipe).__module__.split(".")[0], pipe(text=%r, videos=sys.argv[2], num
     result = python_without_storm_hf(script, copy, video_file)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["transformers_modules", "True"]
+
+
+def test_the_processor_and_the_pipeline_print_no_deprecation_warning(hub_folder, video_file, caplog):
+    import logging
+    import warnings
+
+    import transformers
+
+    transformers.logging.enable_propagation()
+    try:
+        with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+            warnings.simplefilter("always")
+            pipe = pipeline("video-text-to-text", model=str(hub_folder))
+            pipe(text=QUESTION, videos=str(video_file), num_frames=FRAMES, max_new_tokens=2)
+            greedy_tokens(pipe.model, pipe.processor, video_file)
+    finally:
+        transformers.logging.disable_propagation()
+    messages = [str(w.message) for w in caught] + [record.getMessage() for record in caplog.records]
+    assert not [m for m in messages if "deprecat" in m.lower()], messages
