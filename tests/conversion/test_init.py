@@ -71,7 +71,7 @@ def test_the_folder_loads_through_auto_model_with_remote_code_and_generates(init
         from transformers import AutoModel, AutoModelForImageTextToText, AutoTokenizer
 
         folder = sys.argv[1]
-        base = AutoModel.from_pretrained(folder, trust_remote_code=True)
+        auto = AutoModel.from_pretrained(folder, trust_remote_code=True)
         model = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
         config, frames = model.config, 4
@@ -88,7 +88,8 @@ def test_the_folder_loads_through_auto_model_with_remote_code_and_generates(init
                 do_sample=False,
             )
         print(json.dumps({
-            "base": type(base).__name__,
+            "auto": type(auto).__name__,
+            "auto_inner": type(auto.model).__name__,
             "model": type(model).__name__,
             "module": type(model).__module__,
             "new_tokens": output.shape[1] - input_ids.shape[1],
@@ -99,7 +100,8 @@ def test_the_folder_loads_through_auto_model_with_remote_code_and_generates(init
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {
-        "base": "StormModel",
+        "auto": "StormForConditionalGeneration",  # AutoModel gives the model that generates
+        "auto_inner": "StormModel",
         "model": "StormForConditionalGeneration",
         "module": outcome["module"],
         "new_tokens": 3,

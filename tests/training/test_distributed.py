@@ -90,6 +90,7 @@ try:
     verify_replicas_agree(Trainer())
 except RuntimeError as error:
     print("refused:", error)
+torch.distributed.destroy_process_group()  # an undestroyed gloo group can abort the process at exit
 """
 
 
