@@ -1,10 +1,22 @@
+import atexit
 import os
+import random
+import shutil
+import tempfile
 
 # No test touches the network or a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# transformers copies remote code into a module cache and imports it from there. Each test session gets its own, so
+# that sessions running side by side (CI jobs, checkouts on one machine) never import each other's copies.
+# transformers reads the variable when it is first imported, which is after this file.
+MODULES_CACHE = tempfile.mkdtemp(prefix="storm-hf-test-modules-")
+os.environ["HF_MODULES_CACHE"] = MODULES_CACHE
+atexit.register(shutil.rmtree, MODULES_CACHE, ignore_errors=True)
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 TINY_VISION = {
     "model_type": "siglip_vision_model",
@@ -45,6 +57,14 @@ def tiny_storm_config(vision=None, text=None, **kwargs):
         image_token_id=IMAGE_TOKEN_ID,
         **kwargs,
     )
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same random state, whichever tests ran before it or were selected."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")

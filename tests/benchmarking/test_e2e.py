@@ -31,13 +31,14 @@ def test_results_file_has_every_setting_at_every_frame_count(tiny_run):
     )
     for run in results["runs"]:
         seconds, each = run["seconds"], run["seconds_each"]
-        assert seconds["total"] == pytest.approx(seconds["decode"] + seconds["generate"])
-        first_token = seconds["decode"] + seconds["vision"] + seconds["temporal"] + seconds["prefill"]
-        assert seconds["ttft"] == pytest.approx(first_token)
-        # every stage was seen in every run, and together they tile the generate call
+        # every stage was seen in every run, took time, and together they tile the generate call (a stage missed or
+        # counted twice moves the sum by that stage's time, 0.2-5 ms here)
         assert all(len(each[key]) == 2 for key in ("generate", *STAGES))
         for index, whole in enumerate(each["generate"]):
-            assert sum(each[stage][index] for stage in STAGES) == pytest.approx(whole, rel=0.05, abs=0.01)
+            assert all(each[stage][index] > 0 for stage in STAGES)
+            assert sum(each[stage][index] for stage in STAGES) == pytest.approx(whole, rel=1e-9, abs=0)
+        # the first token comes after decoding the clip, and before the last new token
+        assert 0 < seconds["decode"] < seconds["ttft"] < seconds["total"]
         setting = SETTINGS[run["setting"]]
         expected = count_tokens(build_config(SCALES["tiny"], setting), setting, run["frames"])
         assert run["tokens"] == expected.as_dict()

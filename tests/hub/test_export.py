@@ -99,11 +99,25 @@ def test_an_interrupted_overwrite_keeps_the_previous_folder(tiny_model_and_proce
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def saved_tensors(folder) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for shard in folder.glob("*.safetensors"):
+        with safe_open(shard, framework="pt") as f:
+            tensors.update({key: f.get_tensor(key) for key in f.keys()})
+    return tensors
+
+
 def test_export_command(hub_folder, tmp_path, capsys):
     out = tmp_path / "exported"
     assert main(["export", str(hub_folder), str(out), "--dtype", "bfloat16", "--model-id", "org/storm-tiny"]) == 0
     assert "Exported StormForConditionalGeneration" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+    # the weights themselves are bfloat16: every tensor of the source, rounded
+    source, exported = saved_tensors(hub_folder), saved_tensors(out)
+    assert exported.keys() == source.keys()
+    for name, tensor in source.items():
+        assert exported[name].dtype == torch.bfloat16, name
+        assert torch.equal(exported[name], tensor.to(torch.bfloat16)), name
     assert '"org/storm-tiny"' in (out / "README.md").read_text()
     assert main(["export", str(hub_folder), str(out)]) == 2
     assert "already exists and is not empty" in capsys.readouterr().err

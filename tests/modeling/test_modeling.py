@@ -169,9 +169,83 @@ def test_gradient_checkpointing_gives_the_same_gradients(model):
         torch.testing.assert_close(plain[name], checkpointed[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_bfloat16_forward(model):
-    model = model.to(torch.bfloat16)
+def test_bfloat16_forward_is_close_to_float32(model):
+    ids = torch.tensor([video_prompt(8)])
+    pixels, other_pixels = torch.randn(2, 1, 8, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(input_ids=ids, pixel_values_videos=pixels)
+        other_video = model(input_ids=ids, pixel_values_videos=other_pixels).logits
+        out = model.to(torch.bfloat16)(input_ids=ids, pixel_values_videos=pixels)
+    assert out.logits.dtype == torch.bfloat16 and out.video_hidden_states.dtype == torch.bfloat16
+    # measured: logits 0.005 from fp32 (1% of their largest value), video features 0.003; another video moves the
+    # logits by 0.6
+    torch.testing.assert_close(out.video_hidden_states.float(), expected.video_hidden_states, atol=0.02, rtol=0.02)
+    torch.testing.assert_close(out.logits.float(), expected.logits, atol=0.02, rtol=0.02)
+    assert (other_video - expected.logits).abs().max() > 0.1
+
+
+def test_inputs_embeds_with_a_video_equals_input_ids(model):
+    pixels = torch.randn(1, 8, 3, 32, 32)
     ids = torch.tensor([video_prompt(8)])
     with torch.no_grad():
-        out = model(input_ids=ids, pixel_values_videos=torch.randn(1, 8, 3, 32, 32))
-    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
+        from_ids = model(input_ids=ids, pixel_values_videos=pixels)
+        from_embeds = model(inputs_embeds=model.get_input_embeddings()(ids), pixel_values_videos=pixels)
+    assert torch.equal(from_embeds.video_hidden_states, from_ids.video_hidden_states)
+    torch.testing.assert_close(from_embeds.logits, from_ids.logits, rtol=0, atol=0)
+
+
+def test_hidden_states_are_the_language_models_with_the_video_in_the_first(model):
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    ids = torch.tensor([video_prompt(8)])
+    with torch.no_grad():
+        out = model(input_ids=ids, pixel_values_videos=pixels, output_hidden_states=True)
+    assert len(out.hidden_states) == model.config.text_config.num_hidden_layers + 1
+    embeds = model.get_input_embeddings()(ids).detach()
+    embeds[ids == VIDEO] = out.video_hidden_states
+    assert torch.equal(out.hidden_states[0], embeds)  # the LLM's input: text embeddings, video features
+    with torch.no_grad():
+        expected = model.model.language_model(inputs_embeds=embeds, output_hidden_states=True).hidden_states
+    for got, want in zip(out.hidden_states, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(model.lm_head(out.hidden_states[-1]), out.logits)
+
+
+def test_logits_to_keep_keeps_the_last_positions_or_the_given_ones(model):
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    ids = torch.tensor([video_prompt(8)])
+    with torch.no_grad():
+        full = model(input_ids=ids, pixel_values_videos=pixels).logits
+        last = model(input_ids=ids, pixel_values_videos=pixels, logits_to_keep=1).logits
+        some = model(input_ids=ids, pixel_values_videos=pixels, logits_to_keep=torch.tensor([0, 4])).logits
+    assert last.shape == (1, 1, 128) and some.shape == (1, 2, 128)
+    torch.testing.assert_close(last, full[:, -1:])
+    torch.testing.assert_close(some, full[:, [0, 4]])
+
+
+def test_resized_token_embeddings_save_load_and_generate(model, tmp_path):
+    """A tokenizer that grew by new tokens: the model takes their ids, and keeps them through save and load."""
+    model.resize_token_embeddings(140, mean_resizing=False)
+    assert model.config.text_config.vocab_size == 140
+    assert model.get_input_embeddings().weight.shape[0] == model.lm_head.weight.shape[0] == 140
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    ids = torch.tensor([video_prompt(8, suffix=(139, 5))])  # 139: a new token
+    with torch.no_grad():
+        out = model(input_ids=ids, pixel_values_videos=pixels, labels=ids)
+    assert out.logits.shape == (1, ids.shape[1], 140) and torch.isfinite(out.loss)
+    model.save_pretrained(tmp_path)
+    loaded = StormForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert loaded.config.text_config.vocab_size == 140
+    with torch.no_grad():
+        assert torch.equal(loaded(input_ids=ids, pixel_values_videos=pixels).logits, out.logits)
+        generate = dict(input_ids=ids, pixel_values_videos=pixels, max_new_tokens=4, do_sample=False, pad_token_id=0)
+        assert torch.equal(loaded.generate(**generate), model.generate(**generate))
+
+
+def test_return_dict_false_gives_a_tuple_led_by_the_logits(model):
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    ids = torch.tensor([video_prompt(8)])
+    with torch.no_grad():
+        as_dict = model(input_ids=ids, pixel_values_videos=pixels, labels=ids)
+        as_tuple = model(input_ids=ids, pixel_values_videos=pixels, labels=ids, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    assert torch.equal(as_tuple[0], as_dict.loss) and torch.equal(as_tuple[1], as_dict.logits)

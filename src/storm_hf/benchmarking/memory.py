@@ -39,12 +39,13 @@ def peak_rss_bytes() -> int:
     return maxrss if sys.platform == "darwin" else maxrss * 1024  # bytes on macOS, KiB elsewhere
 
 
-def reset_peak_rss() -> None:
-    """Restart the high-water mark at the current RSS where the kernel allows it (Linux)."""
+def reset_peak_rss() -> bool:
+    """Restart the high-water mark at the current RSS where the kernel allows it (Linux); whether it could."""
     try:
         _CLEAR_REFS.write_text("5")
-    except OSError:
-        pass
+    except OSError:  # not Linux, or a sandbox that does not let the process write its clear_refs
+        return False
+    return True
 
 
 class MemoryProbe:

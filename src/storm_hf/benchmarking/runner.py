@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import torch
 
@@ -81,12 +80,11 @@ class GenerateSession:
 
     def run(self) -> dict:
         self.clock.start()
-        start = time.perf_counter()
         self.prompt, out = self._generate(self.pixels, self.new_tokens)
         self.clock.finish()
         self.cache = output_cache(out)
         record = {
-            "seconds": {"generate": time.perf_counter() - start, **self.clock.seconds},
+            "seconds": {"generate": self.clock.elapsed, **self.clock.seconds},
             "peak": max(self.clock.peak.values()),
             "above_start": dict(self.clock.peak_above_start),
         }

@@ -18,7 +18,8 @@ class StageClock:
     """Seconds and peak memory of each stage of a run; `start()` before the call, `finish()` after it.
 
     After a run, `seconds[stage]`, `peak[stage]` (bytes in use at the stage's peak) and `peak_above_start[stage]`
-    (that peak minus the bytes in use when the stage began) are filled for the stages the call went through.
+    (that peak minus the bytes in use when the stage began) are filled for the stages the call went through, and
+    `elapsed` holds the seconds from `start()` to the end of the last stage reached: the stages tile it exactly.
     """
 
     def __init__(self, model, memory: MemoryProbe):
@@ -27,7 +28,7 @@ class StageClock:
         self.peak: dict[str, int] = {}
         self.peak_above_start: dict[str, int] = {}
         self._next: str | None = None
-        self._time = 0.0
+        self._time = self._started = 0.0
         encoder = model.model.temporal_encoder
         self._handles = [
             encoder.register_forward_pre_hook(lambda *_: self._end("vision")),
@@ -38,8 +39,12 @@ class StageClock:
     def start(self) -> None:
         self.seconds, self.peak, self.peak_above_start = {}, {}, {}
         self.memory.mark()
-        self._time = time.perf_counter()
+        self._time = self._started = time.perf_counter()
         self._next = STAGES[0]
+
+    @property
+    def elapsed(self) -> float:
+        return self._time - self._started
 
     def finish(self) -> None:
         self._end("generation")

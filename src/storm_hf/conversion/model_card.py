@@ -73,8 +73,8 @@ messages = [
     }}
 ]
 for settings in ({{"num_frames": {frames}}}, {{"fps": 2, "max_frames": {max_frames}}}, {{"num_frames": {frames}, "temporal_sampling_stride": 2}}):
-    inputs = processor.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt", processor_kwargs=settings
+    inputs = processor.apply_chat_template(  # a copy: apply_chat_template adds its own keys to the dict it gets
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt", processor_kwargs=dict(settings)
     )
     video_tokens = int((inputs["input_ids"] == model.config.video_token_id).sum())
     output = model.generate(**inputs, max_new_tokens=16)
@@ -95,7 +95,8 @@ lora = LoraConfig(
     r=16,
     lora_alpha=32,
     # scoped by module path: the LLM's attention and the temporal encoder's Mamba projections, not the vision tower
-    target_modules=r".*language_model.*\\.(q_proj|k_proj|v_proj|o_proj)|.*temporal_encoder.*\\.(in_proj|x_proj|dt_proj|out_proj)",
+    # (nor dt_proj: the Mamba scan reads its weight directly, so an adapter there would never run)
+    target_modules=r".*language_model.*\\.(q_proj|k_proj|v_proj|o_proj)|.*temporal_encoder.*\\.(in_proj|x_proj|x_proj_b|out_proj)",
 )
 model = get_peft_model(model, lora)
 model.print_trainable_parameters()
