@@ -42,9 +42,10 @@ def write_video(
     in the container's display matrix: a player turns the picture, the stored frames stay as given. `audio` adds a
     mono AAC track with a tone as long as the video.
 
-    The same arguments write the same bytes (the muxer writes no random IDs or dates), with one caveat: x264's output
-    depends on its thread count (by default one and a half per CPU core), and with several threads on a busy machine
-    it differs now and then between runs (about 1 file in 100 measured); `options={"threads": "1"}` rules that out.
+    The same arguments write the same bytes (the muxer writes no random IDs or dates), with one caveat: x264's default
+    macroblock-tree rate control makes its output differ now and then between runs (from 1 file in 100 on a busy
+    machine to most files late in a long test session, measured); `options={"x264-params": "mbtree=0"}` rules that
+    out. x264's output also depends on its thread count, by default one and a half per CPU core.
     """
     if isinstance(frames, np.ndarray):
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
