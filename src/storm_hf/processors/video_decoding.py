@@ -348,7 +348,8 @@ def _media_opener(source, name: str, timeout: float):
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         return lambda: io.BytesIO(data)
-    offset = source.tell() if source.seekable() else None
+    seekable = getattr(source, "seekable", None)
+    offset = source.tell() if seekable is not None and seekable() else None
 
     def rewound():
         if offset is not None:
