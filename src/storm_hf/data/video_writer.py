@@ -23,7 +23,6 @@ def write_video(
     options: dict | None = None,
     pix_fmt: str = "yuv420p",
     rotation: int = 0,
-    mirror: bool = False,
     audio: bool = False,
     container_options: dict | None = None,
 ) -> Path:
@@ -38,8 +37,8 @@ def write_video(
     to the encoder (e.g. `{"bf": "0"}` for no B-frames), `container_options` to the muxer (e.g.
     `{"movflags": "frag_keyframe+empty_moov+default_base_moof"}` for fragmented MP4). `pix_fmt` is the encoded pixel
     format (`yuv420p10le` for 10-bit, `yuv422p`, `yuv444p`, ...); H and W must be even for subsampled formats.
-    `rotation` (degrees counter-clockwise, a multiple of 90) and `mirror` (left-right, after the rotation) are stored
-    in the container's display matrix: a player turns the picture, the stored frames stay as given. `audio` adds a
+    `rotation` (degrees counter-clockwise, a multiple of 90) is stored in the container's display matrix: a player
+    turns the picture, the stored frames stay as given. `audio` adds a
     mono AAC track with a tone as long as the video.
 
     The same arguments write the same bytes (the muxer writes no random IDs or dates), with one caveat: x264's default
@@ -74,8 +73,8 @@ def write_video(
         if bit_rate is not None:
             stream.bit_rate = bit_rate
         stream.options = {**_fixed_gop_options(codec, gop_size), **(options or {})}
-        if rotation or mirror:
-            stream.set_display_rotation(rotation, hflip=mirror)
+        if rotation:
+            stream.set_display_rotation(rotation)
         tone = _AudioTone(container) if audio else None
         for index, array in enumerate(frames):
             if array.shape != (height, width, 3) or array.dtype != np.uint8:

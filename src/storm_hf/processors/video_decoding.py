@@ -17,7 +17,7 @@ does not produce it either.
 AVI stores no presentation timestamps (FFmpeg guesses them, wrongly for H.264 with B-pyramids), and some streams
 have none or repeated ones: there, frames are counted as a plain decode from the start of the file returns them.
 
-Frames come out as a player shows them: the rotation and mirroring of the container's display matrix are applied.
+Frames come out turned as a player shows them: the rotation of the container's display matrix is applied.
 
 Hub code: imports only the standard library, numpy and PyAV (lazily).
 """
@@ -155,7 +155,7 @@ class VideoReader:
         self._decode_ranks = dict(zip(frame_pts, self.index.decode_order.tolist()))
         self._decoded_any = False
         self._seek_by = 0  # which of a start point's seek timestamps to try first: 0 presentation, 1 decoding
-        self._orientation = None  # (transpose, flip rows, flip columns), from the first decoded frame
+        self._turns = None  # counter-clockwise quarter turns of the display rotation, from the first decoded frame
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -167,7 +167,8 @@ class VideoReader:
         self._container.close()
 
     def read(self, indices) -> np.ndarray:
-        """Frames `indices` (any order, repeats allowed) as an RGB array (len(indices), H, W, 3) uint8, as displayed.
+        """Frames `indices` (any order, repeats allowed) as an RGB array (len(indices), H, W, 3) uint8, turned as
+        displayed.
 
         Only the distinct wanted frames are kept in memory; every other decoded frame is dropped at once. Raises
         `VideoDecodingError` when a wanted frame cannot be decoded, not even from the start of the file (a damaged
@@ -282,14 +283,11 @@ class VideoReader:
         return unique
 
     def _displayed(self, frame) -> np.ndarray:
-        """A decoded frame as an (H, W, 3) uint8 RGB picture, turned and mirrored as the display matrix says."""
-        picture = frame.to_ndarray(format="rgb24", width=self.index.width, height=self.index.height)
-        if self._orientation is None:
-            self._orientation = _display_orientation(frame)
-        transpose, flip_rows, flip_columns = self._orientation
-        if transpose:
-            picture = picture.transpose(1, 0, 2)  # (W, H, 3)
-        return picture[:: -1 if flip_rows else 1, :: -1 if flip_columns else 1]
+        """A decoded frame as an (H, W, 3) uint8 RGB picture, turned as the display matrix says."""
+        picture = frame.to_ndarray(format="rgb24", width=self.index.width, height=self.index.height)  # (H, W, 3)
+        if self._turns is None:
+            self._turns = _quarter_turns(frame)
+        return np.rot90(picture, self._turns)  # (W, H, 3) after an odd number of turns
 
     def _missing_frame(self, position: int) -> VideoDecodingError:
         if not self._decoded_any:
@@ -314,23 +312,15 @@ def _frame_at(decoded, target: int):
     return None
 
 
-def _display_orientation(frame) -> tuple[bool, bool, bool]:
-    """(transpose, flip rows, flip columns) that turn a decoded frame into the picture a player shows.
+def _quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that show a decoded frame as a player does: its display matrix's rotation,
+    rounded to a multiple of 90 degrees (0 without a matrix).
 
-    FFmpeg's display matrix [a b 0; c d 0; x y w] (16.16 fixed point) maps a decoded pixel at column p, row q to column
-    a p + c q + x, row b p + d q + y of the shown picture. Rotations are rounded to a multiple of 90 degrees, so the
-    2x2 part is a signed permutation: a transpose or not, and a sign per axis. No matrix: the frame as decoded.
+    Read through `frame.rotation`: reading `frame.side_data` (where a mirroring would show) ties the frame into a
+    reference cycle, and a decoded frame left for the garbage collector hangs a forked DataLoader worker that collects
+    it.
     """
-    try:
-        matrix = frame.side_data.get("DISPLAYMATRIX")
-    except (AttributeError, KeyError, TypeError, ValueError):  # a PyAV without frame side data
-        matrix = None
-    if matrix is None:
-        return False, False, False
-    a, b, _, c, d = np.frombuffer(bytes(matrix), dtype=np.int32)[:5].tolist()
-    if abs(a) + abs(d) >= abs(b) + abs(c):  # columns stay columns
-        return False, d < 0, a < 0
-    return True, b < 0, c < 0  # columns become rows
+    return round(getattr(frame, "rotation", 0) / 90) % 4
 
 
 def _media_opener(source, name: str, timeout: float):
