@@ -1,9 +1,11 @@
 """Sparse frame decoding: storm-hf's VideoReader vs transformers' PyAV loader vs decord vs decoding every frame.
 
-Makes 2-minute 30 fps H.264 videos (640x360 and 1280x720, keyframe every 30 and every 250 frames; cached), then
-times, side by side in one process, how long each method takes to open a video and return the same uniformly
-sampled frames as RGB arrays (32 and 128 of the 3,600). Every frame shows its own number, so the benchmark also
-checks that each method returned exactly the frames asked for. It also measures what a seek costs, in frame decodes (the basis of `SEEK_COST_FRAMES`).
+Makes 2-minute 30 fps videos (cached): H.264 MP4s without B-frames (640x360 and 1280x720, keyframe every 30 and
+every 250 frames), and at 640x360 with a keyframe every 30 frames an H.264 MPEG-TS with B-frames (x264's default 3, as
+a pyramid) and an HEVC MP4 (x265's defaults: B-frames, open GOPs). Then times, side by side in one process, how long
+each method takes to open a video and return the same uniformly sampled frames as RGB arrays (32 and 128 of the
+3,600). Every frame shows its own number, so the benchmark also checks that each method returned exactly the frames
+asked for. It also measures what a seek costs, in frame decodes (the basis of `SEEK_COST_FRAMES`).
 
     python benchmarks/video_decode.py
     PYTHONPATH=/path/to/decord python benchmarks/video_decode.py   # decord is optional, timed when importable
@@ -14,16 +16,15 @@ Writes benchmarks/results/video-decode-<N>cpu.json and prints a Markdown table.
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import av
 import numpy as np
-import transformers
 from transformers.video_utils import load_video
 
+from storm_hf.benchmarking.report import machine_info
 from storm_hf.data.video_writer import write_video
 from storm_hf.processors.video_decoding import SEEK_COST_FRAMES, VideoReader
 from storm_hf.processors.video_processing_storm import StormVideoMetadata, StormVideoProcessor
@@ -34,11 +35,14 @@ except ImportError:
     decord = None
 
 SECONDS, FPS = 120, 30
-VIDEOS = {  # name: (width, height, keyframe interval, bit rate)
-    "640x360 GOP 30": (640, 360, 30, 1_000_000),
-    "640x360 GOP 250": (640, 360, 250, 1_000_000),
-    "1280x720 GOP 30": (1280, 720, 30, 3_000_000),
-    "1280x720 GOP 250": (1280, 720, 250, 3_000_000),
+NO_B_FRAMES = {"bf": "0"}
+VIDEOS = {  # name: (width, height, keyframe interval, bit rate, file suffix, codec, encoder options)
+    "640x360 GOP 30": (640, 360, 30, 1_000_000, ".mp4", "libx264", NO_B_FRAMES),
+    "640x360 GOP 250": (640, 360, 250, 1_000_000, ".mp4", "libx264", NO_B_FRAMES),
+    "1280x720 GOP 30": (1280, 720, 30, 3_000_000, ".mp4", "libx264", NO_B_FRAMES),
+    "1280x720 GOP 250": (1280, 720, 250, 3_000_000, ".mp4", "libx264", NO_B_FRAMES),
+    "640x360 GOP 30 B-frames, MPEG-TS": (640, 360, 30, 1_000_000, ".ts", "libx264", {}),
+    "640x360 GOP 30 HEVC B-frames": (640, 360, 30, 1_000_000, ".mp4", "libx265", {}),
 }
 FRAME_COUNTS = (32, 128)
 
@@ -74,14 +78,15 @@ def frame_numbers(frames: np.ndarray) -> list[int]:
 
 def make_videos(folder: Path) -> dict[str, Path]:
     paths = {}
-    for name, (width, height, gop, bit_rate) in VIDEOS.items():
-        path = folder / f"{width}x{height}-gop{gop}.mp4"
+    for name, (width, height, gop, bit_rate, suffix, codec, options) in VIDEOS.items():
+        b_frames = "nob" if options == NO_B_FRAMES else "b"
+        path = folder / f"{width}x{height}-gop{gop}-{codec}-{b_frames}{suffix}"
         if not path.exists():
             print(f"encoding {path} ...", flush=True)
-            partial = path.with_suffix(".partial.mp4")
+            partial = path.with_name(f"partial-{path.name}")
             write_video(
                 partial, synthetic_frames(SECONDS * FPS, width, height), fps=FPS, gop_size=gop, bit_rate=bit_rate,
-                options={"preset": "veryfast"},
+                codec=codec, options={"preset": "veryfast", **options},
             )
             partial.rename(path)
         paths[name] = path
@@ -126,9 +131,12 @@ METHODS["decode every frame (PyAV)"] = every_frame
 
 
 def seek_cost_in_frames(path: Path) -> float:
-    """CPU time of (seek to a keyframe + decode it) minus one forward decode, in units of a forward decode."""
+    """CPU time of (seek to a keyframe + decode it) minus one forward decode, in units of a forward decode.
+
+    MPEG-TS is entered at a keyframe by its decoding timestamp, other containers by its presentation timestamp (what
+    VideoReader settles on for each)."""
     with VideoReader(path) as reader:
-        keyframe_pts = reader.index.frame_pts[reader.index.start_points[1:-1]]
+        keyframe_pts = reader.index.seek_timestamps[1:-1, 1 if path.suffix == ".ts" else 0]
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         start = time.process_time()
@@ -179,16 +187,17 @@ def main() -> None:
     result = {
         "command": "python benchmarks/video_decode.py",
         "machine": {
-            "cpus": os.cpu_count(),
+            **machine_info("cpu"),  # the CPU model as /proc/cpuinfo (and lscpu) name it, cores, versions
             "load_average_at_end": [round(load, 2) for load in os.getloadavg()],
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
             "av": av.__version__,
             "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
-            "transformers": transformers.__version__,
             "decord": getattr(decord, "__version__", None),
         },
-        "videos": {name: {"seconds": SECONDS, "fps": FPS, "width": w, "height": h, "gop": g, "bit_rate": b} for name, (w, h, g, b) in VIDEOS.items()},
+        "videos": {
+            name: {"seconds": SECONDS, "fps": FPS, "width": w, "height": h, "gop": g, "bit_rate": b, "container": suffix,
+                   "codec": codec, "encoder_options": {"preset": "veryfast", **options}}
+            for name, (w, h, g, b, suffix, codec, options) in VIDEOS.items()
+        },
         "repeats": args.repeats,
         "seek_cost_frames_measured": seek_costs,
         "seek_cost_frames_used": SEEK_COST_FRAMES,

@@ -7,7 +7,7 @@ import av
 import numpy as np
 import PIL.Image
 import pytest
-from processor_testing import CORPUS, TINY_VIDEO_PROCESSOR, index_frames
+from processor_testing import CORPUS, SIDE, TINY_VIDEO_PROCESSOR, index_frames
 
 from storm_hf.data.video_writer import write_video
 from storm_hf.processors.processing_storm import StormProcessor
@@ -17,15 +17,16 @@ from storm_hf.tokenization import build_tokenizer
 
 @pytest.fixture(scope="session")
 def make_video(tmp_path_factory):
-    """make_video(num_frames, suffix=".mp4", **write_video kwargs) -> path of a cached index-drawing video."""
+    """make_video(num_frames, suffix=".mp4", height=32, width=32, **write_video kwargs) -> path of a cached video
+    drawn by `index_frames`."""
     folder = tmp_path_factory.mktemp("videos")
     cache = {}
 
-    def make(num_frames: int, suffix: str = ".mp4", **kwargs):
-        key = (num_frames, suffix, repr(sorted(kwargs.items())))
+    def make(num_frames: int, suffix: str = ".mp4", height: int = SIDE, width: int = SIDE, **kwargs):
+        key = (num_frames, suffix, height, width, repr(sorted(kwargs.items())))
         if key not in cache:
             path = folder / f"video{len(cache)}{suffix}"
-            cache[key] = write_video(path, index_frames(num_frames), **kwargs)
+            cache[key] = write_video(path, index_frames(num_frames, height, width), **kwargs)
         return cache[key]
 
     return make
@@ -66,7 +67,7 @@ def bad_files(tmp_path_factory, make_video):
     files["truncated"] = folder / "truncated.mp4"
     files["truncated"].write_bytes(data[: len(data) // 2])
 
-    # A Matroska file whose last third is overwritten with noise: the start still decodes.
+    # A Matroska file whose last third is overwritten with noise: the container's end and index are lost.
     data = bytearray(make_video(90, ".mkv").read_bytes())
     noise_from = len(data) * 2 // 3
     data[noise_from:] = np.random.default_rng(0).integers(0, 256, len(data) - noise_from, dtype=np.uint8).tobytes()
@@ -74,18 +75,26 @@ def bad_files(tmp_path_factory, make_video):
     files["corrupt_tail"].write_bytes(bytes(data))
 
     # Every packet of a valid stream replaced by noise: the container indexes 30 frames, none decodes.
-    files["undecodable"] = folder / "undecodable.mkv"
-    rng = np.random.default_rng(1)
-    with av.open(str(make_video(30, ".mkv"))) as source, av.open(str(files["undecodable"]), mode="w") as target:
-        stream = target.add_stream_from_template(source.streams.video[0])
-        for packet in source.demux(source.streams.video[0]):
-            if packet.size == 0:
-                continue
-            noise = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
-            noise.pts, noise.dts, noise.is_keyframe = packet.pts, packet.dts, packet.is_keyframe
-            noise.time_base, noise.stream = Fraction(packet.time_base), stream
-            target.mux(noise)
+    files["undecodable"] = _with_noise_packets(make_video(30, ".mkv"), folder / "undecodable.mkv", from_packet=0)
+    # Packets from the third keyframe (frame 60 of 90) on replaced by noise: the container is whole, the video is not.
+    files["damaged_end"] = _with_noise_packets(make_video(90, ".mkv"), folder / "damaged_end.mkv", from_packet=60)
     return files
+
+
+def _with_noise_packets(source_path, path, from_packet: int):
+    """A copy of a video whose packets from the `from_packet`-th on (in decoding order) hold random bytes."""
+    rng = np.random.default_rng(from_packet)
+    with av.open(str(source_path)) as source, av.open(str(path), mode="w") as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        packets = (packet for packet in source.demux(source.streams.video[0]) if packet.size)
+        for rank, packet in enumerate(packets):
+            if rank >= from_packet:
+                noise = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                noise.pts, noise.dts, noise.is_keyframe = packet.pts, packet.dts, packet.is_keyframe
+                noise.time_base, packet = Fraction(packet.time_base), noise
+            packet.stream = stream
+            target.mux(packet)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
+import contextlib
 import io
+import itertools
 import re
 
 import av
@@ -18,11 +20,11 @@ def read_back(reader, indices):
 @pytest.mark.parametrize(
     "suffix, options",
     [
-        (".mp4", {"gop_size": 30}),  # short GOP
+        (".mp4", {"gop_size": 30}),  # short GOP, B-frames (libx264's default): decode order != presentation order
         (".mp4", {"gop_size": 250}),  # long GOP
-        (".mp4", {"gop_size": 25, "options": {"bf": "3"}}),  # B-frames: decode order != presentation order
+        (".mp4", {"gop_size": 25, "options": {"bf": "0"}}),  # no B-frames
         (".mkv", {"gop_size": 30}),  # no frame count in the header
-        (".ts", {"gop_size": 30}),  # no frame count, byte-based seeking
+        (".ts", {"gop_size": 30}),  # no frame count; seeks by decoding timestamp, to any packet
         (".webm", {"gop_size": 30, "codec": "libvpx-vp9"}),
     ],
 )
@@ -104,12 +106,23 @@ def test_undecodable_video_data(bad_files):
             reader.read([0, 15])
 
 
-def test_corrupt_tail_reads_the_intact_part_and_refuses_the_rest(bad_files, caplog):
+def test_a_damaged_end_is_refused_where_it_starts(bad_files):
+    with VideoReader(bad_files["damaged_end"]) as reader:
+        assert reader.index.num_frames == 90
+        assert read_back(reader, [0, 31, 59]) == [0, 31, 59]
+        with pytest.raises(VideoDecodingError, match=r"Frame 75 \(at 2.50s\) of .*damaged_end.mkv.* could not be"):
+            reader.read([10, 75])
+
+
+def test_a_lost_end_is_logged_and_the_rest_read_as_a_plain_decode_reads_it(bad_files, caplog):
+    plain = []  # a plain decode, up to where it fails or flags a frame as damaged (error-concealed)
+    with av.open(str(bad_files["corrupt_tail"])) as container, contextlib.suppress(av.FFmpegError):
+        for frame in itertools.takewhile(lambda frame: not frame.is_corrupt, container.decode(video=0)):
+            plain.append(frame.to_ndarray(format="rgb24"))
     with VideoReader(bad_files["corrupt_tail"]) as reader:
         assert "declares 3.0s of video but has frames for only" in caplog.text
-        assert read_back(reader, [0, 20, 40]) == [0, 20, 40]
-        with pytest.raises(VideoDecodingError, match=r"Frame \d+ \(at .*s\) of .*corrupt_tail.mkv.* could not be"):
-            reader.read(np.arange(reader.index.num_frames))
+        assert 30 < reader.index.num_frames < 90
+        np.testing.assert_array_equal(reader.read(range(len(plain))), plain)
 
 
 def test_out_of_range_frame(make_video):

@@ -41,8 +41,9 @@ SPLIT_SIZE = 100_000_000
 SPLIT_SEED_BASE = {"train": 0, "validation": SPLIT_SIZE, "test": 2 * SPLIT_SIZE}
 # Near-lossless H.264, so a colour seen on one frame or a one-frame flash survives the encode. Without macroblock-tree
 # rate control: with it, x264 on these small frames now and then encodes the same frames to different P-frame pixels
-# (about 1 file in 150), so a seed would not always give the same dataset.
-VIDEO_OPTIONS = {"crf": "10", "x264-params": "mbtree=0"}
+# (about 1 file in 150), so a seed would not always give the same dataset. No B-frames: the files stay those the
+# shipped model was trained and evaluated on.
+VIDEO_OPTIONS = {"crf": "10", "x264-params": "mbtree=0", "bf": "0"}
 
 
 def sample_seed(split: str, index: int) -> int:

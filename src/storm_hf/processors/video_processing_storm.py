@@ -150,7 +150,9 @@ def _read_file(source, given: dict, sample_indices_fn) -> tuple[np.ndarray, Stor
         )
         indices = sample_indices_fn(metadata=metadata)
         metadata.frames_indices = indices.tolist()
-        return reader.read(indices), metadata
+        frames = reader.read(indices)  # (T, H, W, 3) as displayed: a rotation may swap the stored width and height
+        metadata.height, metadata.width = frames.shape[1:3]
+        return frames, metadata
 
 
 def _take_frames(video, given: dict, sample_indices_fn) -> tuple[np.ndarray | torch.Tensor, StormVideoMetadata]:
