@@ -14,6 +14,7 @@ COMMANDS = {
     "train": ("storm_hf.commands.train", "Train on video instruction data: the align or sft stage, or LoRA"),
     "merge-lora": ("storm_hf.commands.merge_lora", "Merge a trained LoRA adapter into its base model (a Hub folder)"),
     "train-tiny": ("storm_hf.commands.train_tiny", "Train the tiny STORM (or its no-Mamba baseline) from scratch"),
+    "ship-tiny": ("storm_hf.commands.ship_tiny", "Write a tiny STORM into the package, its card's scores included"),
     "evaluate-tiny": ("storm_hf.commands.evaluate_tiny", "Score tiny STORMs per question type, frame count and stride"),
     "benchmark": ("storm_hf.commands.benchmark", "Measure end-to-end latency, tokens and memory (benchmark e2e)"),
 }

@@ -10,7 +10,8 @@ from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, SiglipVis
 from storm_hf.cli import main
 from storm_hf.modeling.modeling_storm import StormForConditionalGeneration
 
-OPTIONS = ["--temporal-pool-size", "2", "--spatial-pool-size", "2", "--num-layers", "1", "--no-bidirectional"]
+LICENSE = ["--license", "apache-2.0"]  # the parts' license: the card never assumes one
+OPTIONS = [*LICENSE, "--temporal-pool-size", "2", "--spatial-pool-size", "2", "--num-layers", "1", "--no-bidirectional"]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def test_the_folder_loads_through_auto_model_with_remote_code_and_generates(init
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {
-        "base": "StormModel",
+        "base": "StormForConditionalGeneration",  # AutoModel gives the model that generates
         "model": "StormForConditionalGeneration",
         "module": outcome["module"],
         "new_tokens": 3,
@@ -111,8 +112,9 @@ def test_the_folder_loads_through_auto_model_with_remote_code_and_generates(init
 def test_bad_options_and_missing_parts_are_reported(parts, tmp_path, capsys):
     vision, llm = parts
     out = tmp_path / "out"
-    assert main(["init", "--vision", str(vision), "--llm", str(llm), str(out), "--temporal-pool-size", "0"]) == 1
+    bad_pool = ["--temporal-pool-size", "0"]
+    assert main(["init", "--vision", str(vision), "--llm", str(llm), str(out), *LICENSE, *bad_pool]) == 1
     assert "temporal_pool_size must be a positive integer" in capsys.readouterr().err
-    assert main(["init", "--vision", str(tmp_path / "nowhere"), "--llm", str(llm), str(out)]) == 1
+    assert main(["init", "--vision", str(tmp_path / "nowhere"), "--llm", str(llm), str(out), *LICENSE]) == 1
     assert "nowhere" in capsys.readouterr().err
     assert not out.exists()
