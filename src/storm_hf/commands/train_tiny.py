@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def requirements(args: argparse.Namespace) -> list[str]:
+    return ["accelerate"]  # the Trainer
+
+
 def run(args: argparse.Namespace) -> int:
     from storm_hf.tiny.shipping import ship
     from storm_hf.tiny.training import parse_curriculum, train_tiny
