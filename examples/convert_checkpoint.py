@@ -17,7 +17,7 @@ from storm_hf.conversion.model_card import CardInfo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="research checkpoint folder (config.json, llm/, vision_tower/, mm_projector/)")
+    parser.add_argument("checkpoint", help="research checkpoint (config.json, llm/, vision_tower/, mm_projector/)")
     parser.add_argument("out", help="Hub folder to write")
     parser.add_argument("--license", required=True, help="license of the research weights (a Hub license id)")
     parser.add_argument("--base-model", action="append", default=[], help="Hub id of a base model (repeatable)")

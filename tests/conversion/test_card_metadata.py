@@ -3,8 +3,6 @@ base models and datasets given reach the model card's metadata."""
 
 import pytest
 from huggingface_hub import ModelCard
-from research_fixtures import TEXT, VISION, tiny_tokenizer
-from transformers import Qwen2Config, Qwen2ForCausalLM, SiglipVisionConfig, SiglipVisionModel
 
 from storm_hf.cli import main
 
@@ -25,14 +23,9 @@ def test_convert_needs_the_license_and_passes_the_card_metadata_through(research
     assert "parity not checked" in card.text
 
 
-def test_init_needs_the_license_and_names_the_parts(tmp_path, capsys):
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    tokenizer = tiny_tokenizer(placeholders=False)
-    SiglipVisionModel(SiglipVisionConfig(**VISION)).save_pretrained(tmp_path / "siglip")
-    Qwen2ForCausalLM(Qwen2Config(**TEXT, vocab_size=len(tokenizer))).save_pretrained(tmp_path / "qwen2")
-    tokenizer.save_pretrained(tmp_path / "qwen2")
-    parts = ["--vision", str(tmp_path / "siglip"), "--llm", str(tmp_path / "qwen2"), "--temporal-pool-size", "2"]
+def test_init_needs_the_license_and_names_the_parts(parts, tmp_path, capsys):
+    vision, llm = parts
+    parts = ["--vision", str(vision), "--llm", str(llm), "--temporal-pool-size", "2"]
     with pytest.raises(SystemExit):
         main(["init", *parts, str(tmp_path / "guessed")])
     assert "--license" in capsys.readouterr().err

@@ -4,25 +4,14 @@ import json
 
 import pytest
 import torch
-from research_fixtures import TEXT, VISION, tiny_tokenizer
-from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, SiglipVisionConfig, SiglipVisionModel
+from research_fixtures import TEXT, VISION
+from transformers import AutoTokenizer, Qwen2ForCausalLM, SiglipVisionModel
 
 from storm_hf.cli import main
 from storm_hf.modeling.modeling_storm import StormForConditionalGeneration
 
 LICENSE = ["--license", "apache-2.0"]  # the parts' license: the card never assumes one
 OPTIONS = [*LICENSE, "--temporal-pool-size", "2", "--spatial-pool-size", "2", "--num-layers", "1", "--no-bidirectional"]
-
-
-@pytest.fixture(scope="module")
-def parts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("parts")
-    torch.manual_seed(0)
-    tokenizer = tiny_tokenizer(placeholders=False)
-    SiglipVisionModel(SiglipVisionConfig(**VISION)).save_pretrained(root / "siglip")
-    Qwen2ForCausalLM(Qwen2Config(**TEXT, vocab_size=len(tokenizer))).save_pretrained(root / "qwen2")
-    tokenizer.save_pretrained(root / "qwen2")
-    return root / "siglip", root / "qwen2"
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,9 @@ IMAGE_CALLS = {
     "dict": lambda image: (({"images": image, "text": "<|image_pad|>" + QUESTION},), {}),
     "text only": lambda image: ((), {"text": "Hello"}),
     "generator of chats": lambda image: (((c for c in [image_chat(image), image_chat(image, "Why?")]),), {}),
-    "dataset of chats": lambda image: ((KeyDataset([{"m": image_chat(image)}, {"m": image_chat(image, "Why?")}], "m"),), {}),
+    "dataset of chats": lambda image: (
+        (KeyDataset([{"m": image_chat(image)}, {"m": image_chat(image, "Why?")}], "m"),), {}
+    ),
 }
 
 
@@ -162,7 +164,8 @@ def test_a_question_with_media_is_one_user_turn(ours, video_file, image_file):
     """`text=` + `videos=`/`images=` without placeholders: the chat with the media first, the question last."""
     for media, block in (({"videos": str(video_file)}, "video"), ({"images": image_file}, "image")):
         [from_text] = ours(text=QUESTION, **media, num_frames=FRAMES, return_full_text=False, **NEW)
-        chat = [{"role": "user", "content": [{"type": block, "path": next(iter(media.values()))}, {"type": "text", "text": QUESTION}]}]
+        path = next(iter(media.values()))
+        chat = [{"role": "user", "content": [{"type": block, "path": path}, {"type": "text", "text": QUESTION}]}]
         [from_chat] = ours(chat, num_frames=FRAMES, return_full_text=False, **NEW)
         assert from_text["generated_text"] == from_chat["generated_text"]
         assert from_text["input_text"] == QUESTION
@@ -227,7 +230,9 @@ def test_processor_options_reach_the_processor(ours, video_file):
 def test_stop_sequence_stops_generation(ours, video_file):
     [free] = ours(video_chat(video_file), num_frames=FRAMES, max_new_tokens=8, return_full_text=False)
     stop = free["generated_text"][1:3]
-    [stopped] = ours(video_chat(video_file), num_frames=FRAMES, max_new_tokens=8, return_full_text=False, stop_sequence=stop)
+    [stopped] = ours(
+        video_chat(video_file), num_frames=FRAMES, max_new_tokens=8, return_full_text=False, stop_sequence=stop
+    )
     # generation stops with the token that completes the stop string
     assert stop in stopped["generated_text"] and len(stopped["generated_text"]) < len(free["generated_text"])
     assert free["generated_text"].startswith(stopped["generated_text"])
@@ -269,7 +274,8 @@ def test_the_exported_pipeline_without_storm_hf(hub_folder, video_file, long_vid
     result = python_without_storm_hf(REMOTE_SCRIPT, hub_folder, video_file, long_video)
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    chats = [video_chat(video_file, "What happens?"), video_chat(long_video, "Why?") + [{"role": "assistant", "content": "It"}]]
+    continued = video_chat(long_video, "Why?") + [{"role": "assistant", "content": "It"}]
+    chats = [video_chat(video_file, "What happens?"), continued]
     kwargs = {"num_frames": FRAMES, **NEW}
     expected = [ours(chat, **kwargs) for chat in chats]
     assert outcome["module"] == "transformers_modules"

@@ -53,7 +53,8 @@ def frame_files(tmp_path_factory):
 
 def test_a_list_of_frame_files_in_a_video_item_is_one_video_and_only_sampled_frames_are_read(processor, frame_files):
     inputs = tokens(processor, chat(video_block(frame_files), text_block("What happens?")), num_frames=4)
-    assert torch.as_tensor(inputs["video_frame_counts"]).tolist() == [4]  # one video (not 12); the sampled frames are the readable ones
+    # one video (not 12), whose sampled frames are the readable ones
+    assert torch.as_tensor(inputs["video_frame_counts"]).tolist() == [4]
     assert pixel_indices(torch.as_tensor(inputs["pixel_values_videos"][0])) == [1, 4, 7, 10]
     assert inputs["input_ids"][0].count(processor.video_token_id) == processor.video_processor.num_video_tokens(4)
 
@@ -68,7 +69,8 @@ def test_an_unreadable_sampled_frame_file_is_named(processor, frame_files):
 
 @pytest.mark.parametrize("fps", [0, -2, float("nan"), float("inf")])
 def test_fps_must_be_a_positive_number(video_processor, fps):
-    with pytest.raises(ValueError, match=re.escape(f"fps must be a positive number of frames per second of video, got {fps!r}")):
+    message = f"fps must be a positive number of frames per second of video, got {fps!r}"
+    with pytest.raises(ValueError, match=re.escape(message)):
         video_processor(index_frames(8), fps=fps, video_metadata={"fps": 8.0})
 
 

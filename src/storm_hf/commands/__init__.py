@@ -20,7 +20,7 @@ def add_hub_folder_arguments(parser, *, license_required: bool) -> None:
     )
     card.add_argument("--base-model", action="append", default=[], help="Hub id of a base model (repeatable)")
     card.add_argument("--dataset", action="append", default=[], help="Hub id of a training dataset (repeatable)")
-    card.add_argument("--language", action="append", default=[], help="language the model handles, e.g. en (repeatable)")
+    card.add_argument("--language", action="append", default=[], help="language it handles, e.g. en (repeatable)")
 
 
 def card_info(args, **sections):

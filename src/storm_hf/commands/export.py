@@ -22,8 +22,8 @@ def run(args) -> int:
 
     # The same weights: the source card's metadata carries over, the options given replace it.
     card = CardInfo.read(args.source) if Path(args.source).is_dir() else CardInfo()
-    given = {"license": args.license, "base_models": args.base_model, "datasets": args.dataset, "language": args.language}
-    card = replace(card, **{key: value for key, value in given.items() if value})
+    given = {"license": args.license, "base_models": args.base_model, "datasets": args.dataset}
+    card = replace(card, **{key: value for key, value in {**given, "language": args.language}.items() if value})
     if card.license is None:
         raise ValueError(
             f"{args.source} states no license (no model card with one): pass --license with the license of its "

@@ -69,5 +69,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained model: {model_dir}")
     if args.ship:
         # Not evaluated yet: `storm-hf evaluate-tiny`, then `storm-hf ship-tiny`, put the test accuracy in its card.
-        print(f"shipped to {ship(model_dir, accuracy_json=None)} (card without evaluation: run evaluate-tiny, ship-tiny)")
+        shipped = ship(model_dir, accuracy_json=None)
+        print(f"shipped to {shipped} (its card has no evaluation yet: run evaluate-tiny, then ship-tiny)")
     return 0

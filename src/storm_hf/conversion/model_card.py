@@ -242,7 +242,8 @@ def _token_table(config, processor_frames: list[int]) -> str:
 def _for_the_installed_package(usage: str) -> str:
     """The usage blocks for a folder without code: `import storm_hf` registers the classes instead of remote code."""
     usage = usage.replace(", trust_remote_code=True", "")
-    return usage.replace("```python\n", "```python\nimport storm_hf  # registers STORM with transformers' Auto classes\n")
+    registration = "import storm_hf  # registers STORM with transformers' Auto classes\n"
+    return usage.replace("```python\n", "```python\n" + registration)
 
 
 def card_metadata(info: CardInfo, include_code: bool) -> ModelCardData:
@@ -257,7 +258,9 @@ def card_metadata(info: CardInfo, include_code: bool) -> ModelCardData:
     )
 
 
-def write_model_card(path: Path, config, processor, *, model_id: str, info: CardInfo, include_code: bool = True) -> None:
+def write_model_card(
+    path: Path, config, processor, *, model_id: str, info: CardInfo, include_code: bool = True
+) -> None:
     """Write the card; `include_code=False` describes a folder that loads only where storm-hf is installed."""
     temporal, vision, text = config.temporal_config, config.vision_config, config.text_config
     k = temporal.temporal_pool_size

@@ -84,7 +84,7 @@ class StormVideoTextToTextPipeline(Pipeline):
     ```python
     pipe = pipeline("video-text-to-text", model="path/or/hub-id", trust_remote_code=True)
     pipe(text="What happens?", videos="clip.mp4", num_frames=32, return_full_text=False)
-    chat = [{"role": "user", "content": [{"type": "video", "path": "clip.mp4"}, {"type": "text", "text": "What happens?"}]}]
+    chat = [{"role": "user", "content": [{"type": "video", "path": "clip.mp4"}, {"type": "text", "text": "Why?"}]}]
     pipe(chat, max_new_tokens=64)                    # -> [{"input_text": chat, "generated_text": chat + [answer]}]
     pipe([chat, chat], batch_size=2)                 # one list of results per chat
     pipe(KeyDataset(dataset, "messages"), batch_size=8)   # a generator of results
@@ -188,7 +188,8 @@ class StormVideoTextToTextPipeline(Pipeline):
         if isinstance(text, str):
             return super().__call__({"text": text, "videos": videos, "images": images}, **kwargs)
         if isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
-            per_text = [self._per_text(media, len(text), name) for name, media in (("videos", videos), ("images", images))]
+            media = (("videos", videos), ("images", images))
+            per_text = [self._per_text(given, len(text), name) for name, given in media]
             return super().__call__(
                 [{"text": t, "videos": v, "images": i} for t, v, i in zip(text, *per_text)], **kwargs
             )
@@ -224,12 +225,14 @@ class StormVideoTextToTextPipeline(Pipeline):
 
     # ----- preprocess: one input -> processor outputs -----
 
-    def preprocess(self, inputs, timeout=None, continue_final_message=None, processor_kwargs=None, template_kwargs=None):
+    def preprocess(
+        self, inputs, timeout=None, continue_final_message=None, processor_kwargs=None, template_kwargs=None
+    ):
         processor_kwargs = dict(processor_kwargs or {})
         messages = _messages(inputs)
         if messages is None:
             if not isinstance(inputs, dict) or not isinstance(inputs.get("text"), str):
-                raise ValueError(f"Cannot read an input from {type(inputs).__name__}: pass a chat or a dict with 'text'.")
+                raise ValueError(f"Cannot use a {type(inputs).__name__}: pass a chat or a dict with 'text'.")
             text, videos = inputs["text"], inputs.get("videos")
             images = None if inputs.get("images") is None else [
                 load_image(image, timeout=timeout) if isinstance(image, str) else image
@@ -241,7 +244,9 @@ class StormVideoTextToTextPipeline(Pipeline):
                 videos = [] if videos is None else make_video_list(videos)
                 messages, prompt = _user_turn(text, videos, images or []), text
             else:  # a prompt: to the processor as it is
-                model_inputs = processor(text=text, videos=videos, images=images, return_tensors="pt", **processor_kwargs)
+                model_inputs = processor(
+                    text=text, videos=videos, images=images, return_tensors="pt", **processor_kwargs
+                )
                 return {"model_inputs": self._cast(model_inputs), "prompt": text}
         else:
             prompt = _Chat(messages)

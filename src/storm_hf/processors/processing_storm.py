@@ -174,7 +174,8 @@ class StormProcessor(ProcessorMixin):
     def _process_images(self, images, **kwargs) -> tuple[dict, list[str]]:
         """Pixel inputs of every image, and the text each image's placeholder becomes (`replace_image_token`)."""
         processed = dict(self.video_processor.preprocess_images(images))
-        return processed, [self.replace_image_token(processed, index) for index in range(len(processed["pixel_values"]))]
+        count = len(processed["pixel_values"])
+        return processed, [self.replace_image_token(processed, index) for index in range(count)]
 
     def replace_video_token(self, video_inputs: dict, video_idx: int, **kwargs) -> str:
         """What video `video_idx`'s placeholder becomes: per kept temporal slot, its video tokens and a separator."""
