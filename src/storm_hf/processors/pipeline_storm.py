@@ -55,6 +55,15 @@ def _is_chat(value) -> bool:
     return isinstance(value, (list, tuple)) and len(value) > 0 and all(_is_message(m) for m in value)
 
 
+def _wrap_chats(value):
+    """A chat, or a list of chats, each wrapped whole; None for anything else."""
+    if _is_chat(value):
+        return _Chat(value)
+    if isinstance(value, (list, tuple)) and value and all(_is_chat(chat) for chat in value):
+        return [_Chat(chat) for chat in value]
+    return None
+
+
 def _messages(item):
     """The messages of a conversation item (ours, transformers' chat wrapper, or a dataset's list); else None."""
     messages = getattr(item, "messages", None)
@@ -176,13 +185,14 @@ class StormVideoTextToTextPipeline(Pipeline):
         `{"text", "videos", "images"}` dicts, or a dataset (e.g. `KeyDataset`)."""
         if videos is None and text is None and images is None:
             raise ValueError("Pass chat messages, or `text=` with `videos=` and/or `images=`.")
-        if _is_chat(text) or (isinstance(text, (list, tuple)) and text and all(_is_chat(chat) for chat in text)):
+        chats = _wrap_chats(text)
+        if chats is not None:
             if videos is not None or images is not None:
                 raise ValueError(
                     "With chat messages, put each video inside the message content, e.g. {'type': 'video', 'path': "
                     "'clip.mp4'} (and each image as {'type': 'image', ...}), instead of passing `videos=` or `images=`."
                 )
-            return super().__call__(_Chat(text) if _is_chat(text) else [_Chat(chat) for chat in text], **kwargs)
+            return super().__call__(chats, **kwargs)
         if text is None and images is None:
             return super().__call__(self._as_inputs(videos), **kwargs)
         if isinstance(text, str):
@@ -201,10 +211,9 @@ class StormVideoTextToTextPipeline(Pipeline):
     @staticmethod
     def _as_inputs(inputs):
         """Inputs given as the first argument: chats wrapped whole; dicts, generators and datasets as they are."""
-        if _is_chat(inputs):
-            return _Chat(inputs)
-        if isinstance(inputs, (list, tuple)) and inputs and all(_is_chat(chat) for chat in inputs):
-            return [_Chat(chat) for chat in inputs]
+        chats = _wrap_chats(inputs)
+        if chats is not None:
+            return chats
         if isinstance(inputs, (dict, types.GeneratorType, torch.utils.data.Dataset)) or (
             isinstance(inputs, (list, tuple)) and inputs and all(isinstance(item, dict) for item in inputs)
         ):
