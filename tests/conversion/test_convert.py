@@ -16,6 +16,8 @@ from storm_hf.conversion.convert import convert_research_checkpoint
 from storm_hf.conversion.research_checkpoint import ConversionError
 from storm_hf.modeling.modeling_storm import StormForConditionalGeneration
 
+LICENSE = ["--license", "apache-2.0"]  # the research weights' license: the card never assumes one
+
 
 def convert(source, out, **kwargs):
     return convert_research_checkpoint(source, out, progress=False, **kwargs)
@@ -154,14 +156,14 @@ def test_research_keys_set_the_pooling_and_absent_ones_are_reported(tmp_path):
 
 
 def test_no_verify_skips_the_checks_and_writes(tmp_path, research_checkpoint, capsys):
-    assert main(["convert", str(research_checkpoint), str(tmp_path / "out"), "--no-verify"]) == 0
+    assert main(["convert", str(research_checkpoint), str(tmp_path / "out"), "--no-verify", *LICENSE]) == 0
     printed = capsys.readouterr().out
     assert "not checked (--no-verify)" in printed and "max |diff|" not in printed
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
 def test_the_cli_prints_the_parity_report(tmp_path, research_checkpoint, capsys):
-    assert main(["convert", str(research_checkpoint), str(tmp_path / "out")]) == 0
+    assert main(["convert", str(research_checkpoint), str(tmp_path / "out"), *LICENSE]) == 0
     printed = capsys.readouterr().out
     for line in ("vision tower", "features at layer -2 vs SiglipVisionModel", "text-only logits vs Qwen2ForCausalLM",
                  "tensors bit-equal to the source", "generation: greedy"):
@@ -170,7 +172,7 @@ def test_the_cli_prints_the_parity_report(tmp_path, research_checkpoint, capsys)
 
 def test_a_failed_check_exits_non_zero_and_writes_nothing(tmp_path, research_checkpoint, capsys, monkeypatch):
     monkeypatch.setitem(verify.TOLERANCES, torch.float32, -1.0)  # no difference, not even 0, is small enough
-    assert main(["convert", str(research_checkpoint), str(tmp_path / "out")]) == 1
+    assert main(["convert", str(research_checkpoint), str(tmp_path / "out"), *LICENSE]) == 1
     assert "FAILED" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
 
@@ -178,7 +180,7 @@ def test_a_failed_check_exits_non_zero_and_writes_nothing(tmp_path, research_che
 def test_an_existing_output_folder_is_refused(tmp_path, research_checkpoint, capsys):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
-    assert main(["convert", str(research_checkpoint), str(tmp_path / "out"), "--no-verify"]) == 1
+    assert main(["convert", str(research_checkpoint), str(tmp_path / "out"), "--no-verify", *LICENSE]) == 1
     assert "already exists" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
@@ -240,7 +242,7 @@ def test_a_bad_checkpoint_fails_naming_the_problem_and_leaves_no_output(tmp_path
     source = build_research_checkpoint(tmp_path / "ckpt")
     break_it(source)
     out = tmp_path / "out"
-    assert main(["convert", str(source), str(out)]) == 1
+    assert main(["convert", str(source), str(out), *LICENSE]) == 1
     error = capsys.readouterr().err
     assert re.search(message, error, re.DOTALL), error
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

@@ -4,24 +4,14 @@ import json
 
 import pytest
 import torch
-from research_fixtures import TEXT, VISION, tiny_tokenizer
-from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, SiglipVisionConfig, SiglipVisionModel
+from research_fixtures import TEXT, VISION
+from transformers import AutoTokenizer, Qwen2ForCausalLM, SiglipVisionModel
 
 from storm_hf.cli import main
 from storm_hf.modeling.modeling_storm import StormForConditionalGeneration
 
-OPTIONS = ["--temporal-pool-size", "2", "--spatial-pool-size", "2", "--num-layers", "1", "--no-bidirectional"]
-
-
-@pytest.fixture(scope="module")
-def parts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("parts")
-    torch.manual_seed(0)
-    tokenizer = tiny_tokenizer(placeholders=False)
-    SiglipVisionModel(SiglipVisionConfig(**VISION)).save_pretrained(root / "siglip")
-    Qwen2ForCausalLM(Qwen2Config(**TEXT, vocab_size=len(tokenizer))).save_pretrained(root / "qwen2")
-    tokenizer.save_pretrained(root / "qwen2")
-    return root / "siglip", root / "qwen2"
+LICENSE = ["--license", "apache-2.0"]  # the parts' license: the card never assumes one
+OPTIONS = [*LICENSE, "--temporal-pool-size", "2", "--spatial-pool-size", "2", "--num-layers", "1", "--no-bidirectional"]
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +103,9 @@ def test_the_folder_loads_through_auto_model_with_remote_code_and_generates(init
 def test_bad_options_and_missing_parts_are_reported(parts, tmp_path, capsys):
     vision, llm = parts
     out = tmp_path / "out"
-    assert main(["init", "--vision", str(vision), "--llm", str(llm), str(out), "--temporal-pool-size", "0"]) == 1
+    bad_pool = ["--temporal-pool-size", "0"]
+    assert main(["init", "--vision", str(vision), "--llm", str(llm), str(out), *LICENSE, *bad_pool]) == 1
     assert "temporal_pool_size must be a positive integer" in capsys.readouterr().err
-    assert main(["init", "--vision", str(tmp_path / "nowhere"), "--llm", str(llm), str(out)]) == 1
+    assert main(["init", "--vision", str(tmp_path / "nowhere"), "--llm", str(llm), str(out), *LICENSE]) == 1
     assert "nowhere" in capsys.readouterr().err
     assert not out.exists()

@@ -6,6 +6,7 @@ from hub_testing import CORPUS, moving_square
 
 from storm_hf import StormForConditionalGeneration, StormProcessor, StormVideoProcessor
 from storm_hf.conversion.hub_export import export_hub_folder
+from storm_hf.conversion.model_card import CardInfo
 from storm_hf.data.video_writer import write_video
 from storm_hf.tokenization import build_tokenizer
 
@@ -27,7 +28,8 @@ def tiny_model_and_processor(tiny_config):
 @pytest.fixture(scope="session")
 def hub_folder(tiny_model_and_processor, tmp_path_factory):
     model, processor = tiny_model_and_processor
-    return export_hub_folder(model, processor, tmp_path_factory.mktemp("hub") / "tiny-storm", max_shard_size="100KB")
+    folder = tmp_path_factory.mktemp("hub") / "tiny-storm"
+    return export_hub_folder(model, processor, folder, max_shard_size="100KB", card=CardInfo(license="apache-2.0"))
 
 
 @pytest.fixture(scope="session")

@@ -130,7 +130,7 @@ def test_assistant_tokens_mask_covers_the_answer(processor, make_video):
 
 def test_batch_equals_single_with_left_padding(processor, make_video):
     conversations = [conversation(make_video(5)), conversation(make_video(300, gop_size=30), "And this long one?")]
-    kwargs = {"tokenize": True, "return_dict": True, "return_tensors": "pt", "processor_kwargs": {"num_frames": 8}}
+    kwargs = {"tokenize": True, "return_dict": True, "return_tensors": "pt", "processor_kwargs": {"max_frames": 8}}
     batch = processor.apply_chat_template(conversations, **kwargs)
     singles = [processor.apply_chat_template(c, **kwargs) for c in conversations]
     assert batch["video_frame_counts"].tolist() == [6, 8]  # 5 frames + the last repeated

@@ -1,4 +1,5 @@
 import io
+import logging
 import re
 
 import numpy as np
@@ -76,11 +77,17 @@ def test_fps_counts_round_to_a_multiple_of_k_within_the_limits(seconds, fps, lim
     assert indices == sorted(indices) and indices[-1] < total
 
 
-def test_short_videos_deliver_every_frame_then_repeat_the_last(video_processor, make_video):
+def test_num_frames_and_fps_deliver_the_count_asked_for_repeating_frames_of_short_videos(
+    video_processor, make_video, caplog
+):
+    logging.Logger.warning_once.cache_clear()  # transformers warns once per message per process
     got, metadata = sampled(video_processor, make_video(5), num_frames=8)
-    assert got == metadata.frames_indices == [0, 1, 2, 3, 4, 4]
-    assert indices_for(6, k=4, num_frames=16) == [0, 1, 2, 3, 4, 5, 5, 5]
-    assert indices_for(3, k=4, fps=1.0) == [0, 1, 2, 2]  # min_frames 4 > 3 frames
+    assert got == metadata.frames_indices == [0, 0, 1, 2, 2, 3, 4, 4]
+    assert "A video of 5 frames was sampled with num_frames=8, which asks for 8 frames: frames repeat" in caplog.text
+    assert indices_for(6, k=4, num_frames=16) == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 5, 5, 5]
+    assert indices_for(3, k=4, fps=1.0) == [0, 1, 1, 2]  # min_frames 4 > 3 frames
+    # fps above the video's own rate: every delivered frame still stands for 1 / fps seconds
+    assert indices_for(16, k=4, video_fps=8.0, fps=16) == [i // 2 for i in range(32)]
 
 
 def test_without_num_frames_or_fps_every_frame_up_to_max_frames(video_processor, make_video):
@@ -139,11 +146,11 @@ def test_every_input_kind_gives_the_same_frames(video_processor, make_video, kin
 
 
 def test_a_batch_of_videos_of_different_lengths_is_zero_padded(video_processor, make_video):
-    out = video_processor([make_video(300, gop_size=30), index_frames(5), [make_video(60)]], num_frames=8)
+    out = video_processor([make_video(300, gop_size=30), index_frames(5), [make_video(60)]], max_frames=8)
     assert out["pixel_values_videos"].shape == (3, 8, 3, 32, 32)
     assert out["video_frame_counts"].tolist() == [8, 6, 8]
     assert torch.all(out["pixel_values_videos"][1, 6:] == 0)
-    single = video_processor(index_frames(5), num_frames=8)["pixel_values_videos"][0]
+    single = video_processor(index_frames(5), max_frames=8)["pixel_values_videos"][0]
     torch.testing.assert_close(out["pixel_values_videos"][1, :6], single)
 
 

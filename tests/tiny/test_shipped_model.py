@@ -47,7 +47,10 @@ def test_pipeline_accuracy_on_fresh_test_videos(pipe, sample, stride):
     wrong = []
     for row in sample:
         question = row["messages"][0]["content"][1]["text"]
-        output = pipe(text=question, videos=row["video"], num_frames=NUM_FRAMES, temporal_sampling_stride=stride)
+        output = pipe(
+            text=question, videos=row["video"], num_frames=NUM_FRAMES, temporal_sampling_stride=stride,
+            return_full_text=False,
+        )
         answer = output[0]["generated_text"].strip().lower()
         if answer != row["answer"]:
             wrong.append(f"{row['question_type']}: {answer!r} for {row['answer']!r}")

@@ -35,12 +35,14 @@ MEMORY_SETTING = "k4"  # the feature-memory probe runs the trained STORM configu
 
 def _time_decoding(processor, video: Path, num_frames: int, repeats: int) -> tuple[torch.Tensor, float]:
     """The clip (1, T, 3, S, S) and the median seconds of decoding + preprocessing it, after one warm-up."""
-    pixels = decode(processor, video, num_frames)
-    if pixels.shape[1] != num_frames:
+    sampled = processor(str(video), num_frames=num_frames, return_tensors="pt", return_metadata=True)
+    total = sampled["video_metadata"][0].total_num_frames
+    if total < num_frames:  # the processor would repeat frames to deliver num_frames: not a clip worth timing
         raise ValueError(
-            f"The video has only {pixels.shape[1]} frames, fewer than --frames {num_frames}: pass a longer --video "
+            f"The video has only {total} frames, fewer than --frames {num_frames}: pass a longer --video "
             "or a larger --video-seconds."
         )
+    pixels = sampled["pixel_values_videos"]
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -111,5 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add(subparsers.add_parser(name, help=help_text, description=help_text))
 
 
+def requirements(args: argparse.Namespace) -> list[str]:
+    return ["matplotlib"]  # the results plot
+
+
 def run(args: argparse.Namespace) -> int:
     return BENCHMARKS[args.benchmark][2](args)

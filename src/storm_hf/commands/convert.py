@@ -2,7 +2,7 @@
 
 import sys
 
-from . import DTYPE_CHOICES, add_hub_folder_arguments
+from . import DTYPE_CHOICES, add_hub_folder_arguments, card_info
 
 
 def add_arguments(parser) -> None:
@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--tokenizer", help="tokenizer folder (default: llm/, or the checkpoint folder)")
     parser.add_argument("--no-verify", action="store_true", help="skip the parity checks against the research parts")
-    add_hub_folder_arguments(parser)
+    add_hub_folder_arguments(parser, license_required=True)
 
 
 def run(args) -> int:
@@ -35,6 +35,7 @@ def run(args) -> int:
             overwrite=args.overwrite,
             max_shard_size=args.max_shard_size,
             model_id=args.model_id,
+            card=card_info(args),
         )
     except (ConversionError, OSError) as error:  # OSError: unreadable files, OUT_DIR not empty
         print(f"storm-hf convert: {error}", file=sys.stderr)

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         load_seconds = time.perf_counter() - start
         settings = {"num_frames": args.frames, "temporal_sampling_stride": args.stride}
         start = time.perf_counter()
-        answer = pipe(text=question, videos=str(video), **settings)[0]["generated_text"]
+        answer = pipe(text=question, videos=str(video), return_full_text=False, **settings)[0]["generated_text"]
         answer_seconds = time.perf_counter() - start
 
         video_processor = pipe.processor.video_processor

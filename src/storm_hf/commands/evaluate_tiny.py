@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", default="benchmarks/results/tiny-accuracy.png", help="where the plot goes")
 
 
+def requirements(args: argparse.Namespace) -> list[str]:
+    return ["matplotlib"]  # the accuracy plot
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import time

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import DTYPE_CHOICES, add_hub_folder_arguments
+from . import DTYPE_CHOICES, add_hub_folder_arguments, card_info
 
 
 def add_arguments(parser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
         "--dtype", choices=("auto", *DTYPE_CHOICES), default="auto", help="weights dtype (default: the LLM's)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the temporal encoder's initialisation")
-    add_hub_folder_arguments(parser)
+    add_hub_folder_arguments(parser, license_required=True)
 
 
 def run(args) -> int:
@@ -46,6 +46,7 @@ def run(args) -> int:
             overwrite=args.overwrite,
             max_shard_size=args.max_shard_size,
             model_id=args.model_id,
+            card=card_info(args),
         )
     except (ConversionError, OSError) as error:  # OSError: a part that cannot be found or read, OUT_DIR not empty
         print(f"storm-hf init: {error}", file=sys.stderr)

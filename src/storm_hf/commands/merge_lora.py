@@ -12,6 +12,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
+def requirements(args: argparse.Namespace) -> list[str]:
+    return ["peft"]
+
+
 def run(args: argparse.Namespace) -> int:
     from storm_hf.training.merge import merge_lora
 

@@ -146,6 +146,10 @@ def training_arguments(args: argparse.Namespace) -> StormTrainingArguments:
     return StormTrainingArguments(**values)
 
 
+def requirements(args: argparse.Namespace) -> list[str]:
+    return ["accelerate", "datasets"] + (["peft"] if args.lora else [])  # the Trainer, the data files, LoRA
+
+
 def run(args: argparse.Namespace) -> int:
     from storm_hf.training.trainer import train
 

@@ -33,15 +33,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder with (or for) validation.jsonl and its videos (default: OUT/data)")
     parser.add_argument("--num-workers", type=int, default=1, help="data-loader processes rendering scenes")
     parser.add_argument(
-        "--ship", action="store_true", help="also write the trained model into the package (the demo's default)"
+        "--ship",
+        action="store_true",
+        help="also write the trained model into the package (the demo's default); its card gets the test accuracy "
+        "from `storm-hf ship-tiny` after `storm-hf evaluate-tiny`",
     )
 
 
+def requirements(args: argparse.Namespace) -> list[str]:
+    return ["accelerate"]  # the Trainer
+
+
 def run(args: argparse.Namespace) -> int:
-    from storm_hf.conversion.hub_export import export_hub_folder
-    from storm_hf.processors.processing_storm import StormProcessor
-    from storm_hf import StormForConditionalGeneration
-    from storm_hf.tiny.recipe import SHIPPED_MODEL_DIR
+    from storm_hf.tiny.shipping import ship
     from storm_hf.tiny.training import parse_curriculum, train_tiny
 
     try:
@@ -64,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"trained model: {model_dir}")
     if args.ship:
-        model = StormForConditionalGeneration.from_pretrained(model_dir)
-        # The package itself provides the code: the shipped folder holds weights, configs and tokenizer only.
-        processor = StormProcessor.from_pretrained(model_dir)
-        export_hub_folder(model, processor, SHIPPED_MODEL_DIR, overwrite=True, include_code=False)
-        print(f"shipped to {SHIPPED_MODEL_DIR}")
+        # Not evaluated yet: `storm-hf evaluate-tiny`, then `storm-hf ship-tiny`, put the test accuracy in its card.
+        shipped = ship(model_dir, accuracy_json=None)
+        print(f"shipped to {shipped} (its card has no evaluation yet: run evaluate-tiny, then ship-tiny)")
     return 0

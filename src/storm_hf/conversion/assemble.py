@@ -5,6 +5,7 @@ Mamba blocks) is randomly initialised with the model's own initialisation. `hidd
 model and `vision_hidden_size` from the vision model.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -14,6 +15,7 @@ from ..modeling.configuration_storm import StormConfig
 from ..modeling.modeling_storm import StormTemporalEncoder
 from .convert import DTYPES, build_empty_model
 from .hub_export import export_hub_folder
+from .model_card import CardInfo
 from .parts import build_processor, load_generation_config, load_tokenizer
 from .research_checkpoint import ConversionError
 from .tokens import fit_embeddings_to_tokenizer, placeholder_token_ids
@@ -71,9 +73,12 @@ def assemble_storm(
     overwrite: bool = False,
     max_shard_size: str | int = "5GB",
     model_id: str | None = None,
+    card: CardInfo | None = None,
 ) -> Path:
     """Build STORM from `vision` (a SigLIP vision model) and `llm` (a causal LM), local folders or Hub ids, and export
-    it with processor, tokenizer (placeholders added) and chat template to `out_dir`. Returns the folder."""
+    it with processor, tokenizer (placeholders added) and chat template to `out_dir`. Returns the folder. `card`:
+    the license, ... of the result for the model card (nothing is assumed; the parts given as Hub ids are added as
+    base models)."""
     _check_source(vision, "vision model")
     _check_source(llm, "language model")
     vision_config, text_config = _vision_config(vision), AutoConfig.from_pretrained(llm)
@@ -111,7 +116,13 @@ def assemble_storm(
     if generation_config is not None:
         model.generation_config = generation_config
     processor = build_processor(tokenizer, model.config, vision)
-    base_models = [str(source) for source in (vision, llm) if not _is_local(source)]
+    card = card or CardInfo()
+    hub_parts = [str(source) for source in (vision, llm) if not _is_local(source)]
+    training = (
+        f"Assembled with `storm-hf init` from the vision model `{vision}` and the language model `{llm}`. The "
+        f"temporal encoder is randomly initialised (seed {seed}) and **untrained**: train it (`storm-hf train "
+        "--stage align`, then `--stage sft`) before use."
+    )
     return export_hub_folder(
         model,
         processor,
@@ -119,5 +130,5 @@ def assemble_storm(
         max_shard_size=max_shard_size,
         overwrite=overwrite,
         model_id=model_id,
-        base_models=base_models,
+        card=replace(card, base_models=list(dict.fromkeys(card.base_models + hub_parts)), training=training),
     )

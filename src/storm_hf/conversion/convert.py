@@ -7,7 +7,7 @@ anything else stops the conversion before a byte is written.
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -17,6 +17,7 @@ from ..modeling.configuration_storm import StormConfig
 from ..modeling.modeling_storm import StormForConditionalGeneration
 from . import research_layout as layout
 from .hub_export import export_hub_folder
+from .model_card import CardInfo
 from .parts import build_processor, load_generation_config, load_tokenizer
 from .research_checkpoint import ConversionError, ResearchCheckpoint
 from .tokens import fit_embeddings_to_tokenizer, placeholder_token_ids
@@ -176,11 +177,14 @@ def convert_research_checkpoint(
     overwrite: bool = False,
     max_shard_size: str | int = "5GB",
     model_id: str | None = None,
+    card: CardInfo | None = None,
     progress: bool = True,
 ) -> ConversionReport:
     """Convert a research checkpoint (folder layout or one state-dict file) into a STORM Hub folder at `out_dir`.
 
-    Nothing is written when a tensor does not fit or a parity check fails (`ConversionError`).
+    Nothing is written when a tensor does not fit or a parity check fails (`ConversionError`). `card`: the license,
+    base models, ... of the research weights for the model card (nothing is assumed; the card records the
+    conversion as the training section).
     """
     checkpoint = ResearchCheckpoint.open(research_path, tokenizer=tokenizer, progress=progress)
     text_tokenizer, added_tokens = load_tokenizer(checkpoint.tokenizer_dir)
@@ -209,7 +213,18 @@ def convert_research_checkpoint(
         verify_conversion(report, model, processor, checkpoint, plan)
         if not report.passed:
             raise ConversionError(f"{report.format()}\nA parity check failed: nothing was written to {out_dir}.")
+    training = (
+        f"Converted with `storm-hf convert` from the research checkpoint `{checkpoint.root.name}` (VILA layout): "
+        f"every tensor copied, {'parity with the research parts checked' if verify else 'parity not checked'}. "
+        "How those weights were trained is not recorded in the checkpoint: see its own documentation."
+    )
     report.output = export_hub_folder(
-        model, processor, out_dir, max_shard_size=max_shard_size, overwrite=overwrite, model_id=model_id
+        model,
+        processor,
+        out_dir,
+        max_shard_size=max_shard_size,
+        overwrite=overwrite,
+        model_id=model_id,
+        card=replace(card or CardInfo(), training=training),
     )
     return report

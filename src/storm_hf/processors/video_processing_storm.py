@@ -1,20 +1,31 @@
-"""StormVideoProcessor: videos (files, bytes, arrays, frame lists) and images to STORM's pixel inputs.
+"""StormVideoProcessor: videos (files, bytes, arrays, frame lists, image files) and images to STORM's pixel inputs.
 
 Frame sampling and the multiple-of-k rule (k = `temporal_pool_size`, the frames the model averages into one slot):
 
-- `num_frames=N`: N frames spread uniformly over the whole video (the middle frame of each of N equal segments).
-  N must be a multiple of k; otherwise the error names the nearest valid values.
-- `fps=F`: F frames per second of video, `duration * F` rounded to the nearest multiple of k (halves round up) and
-  kept within [`min_frames`, `max_frames`] (each rounded inwards to a multiple of k). Frames are picked by time: the
-  frame on screen at the middle of each equal time segment, exact for variable-frame-rate videos.
+- `num_frames=N`: exactly N frames, spread uniformly over the whole video (the middle frame of each of N equal
+  segments). N must be a multiple of k; otherwise the error names the nearest valid values.
+- `fps=F` (F > 0): F frames per second of video, `duration * F` rounded to the nearest multiple of k (halves round
+  up) and kept within [`min_frames`, `max_frames`] (each rounded inwards to a multiple of k). Frames are picked by
+  time: the frame on screen at the middle of each equal time segment, exact for variable-frame-rate videos. Every
+  delivered frame then stands for the same stretch of time (each temporal slot for k / F seconds), whatever the
+  video's own frame rate.
+- `num_frames` or `fps` asking for more frames than the video has (a short clip, or F above the video's frame rate)
+  still delivers the count asked for: frames repeat, in time order, and a warning says so. The metadata's
+  `frames_indices` lists every delivered frame, repeats included.
 - neither: every frame, or `max_frames` spread uniformly when the video is longer.
-- a video with fewer frames than that delivers all its frames. Whenever the count is not a multiple of k, the last
-  frame is repeated up to the next multiple of k; the repeats show up in the metadata's `frames_indices`.
+- Whenever the count is not a multiple of k (every frame of a video, `do_sample_frames=False`), the last frame is
+  repeated up to the next multiple of k.
+
+A video given as a list of image files (paths or URLs of its frames, e.g. `{"type": "video", "path": [...]}` in a
+chat) is one video, as in transformers: a list of paths counts as one video where one video goes inside a batch of
+per-sample lists (`[[["f0.png", "f1.png", ...]]]`, as chat templates pass it); at the top level a list of paths is a
+batch of video files. Only the sampled frames are read.
 
 Hub code: imports only the standard library, numpy, torch, PIL, transformers' public API and `video_decoding`.
 """
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +34,12 @@ import torch
 from transformers import BaseVideoProcessor, BatchFeature
 from transformers.image_utils import PILImageResampling, load_image
 from transformers.processing_utils import Unpack, VideosKwargs
+from transformers.utils import logging
 from transformers.video_utils import VideoMetadata, is_valid_video, is_valid_video_frame
 
 from .video_decoding import VideoReader, is_video_source
+
+logger = logging.get_logger(__name__)
 
 
 class StormVideosKwargs(VideosKwargs, total=False):
@@ -73,11 +87,16 @@ def pad_to_multiple(indices: np.ndarray, multiple: int) -> np.ndarray:
     return np.concatenate([indices, np.full(missing, indices[-1], dtype=indices.dtype)])
 
 
-def make_video_list(videos) -> list:
+def _is_frame_file_list(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(v, (str, os.PathLike)) for v in value)
+
+
+def make_video_list(videos, _depth: int = 0) -> list:
     """One video or a batch (nested lists allowed, as chat templates build them) as a flat list of videos.
 
-    A video is a source (path, URL, bytes, binary file object) or frames: a (T, H, W, C) / (T, C, H, W) array or
-    tensor, or a list of PIL images or (H, W, C) arrays.
+    A video is a source (path, URL, bytes, binary file object), frames (a (T, H, W, C) / (T, C, H, W) array or
+    tensor, or a list of PIL images or (H, W, C) arrays), or a list of image files (its frames' paths or URLs) where
+    one video goes inside a batch of per-sample lists (depth 2, as `apply_chat_template` passes videos).
     """
     if is_video_source(videos) or is_valid_video(videos):
         return [videos]
@@ -85,8 +104,10 @@ def make_video_list(videos) -> list:
         return [[videos]]
     if isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 5:
         return list(videos)
+    if _depth >= 2 and _is_frame_file_list(videos):
+        return [list(videos)]
     if isinstance(videos, (list, tuple)):
-        return [video for item in videos for video in make_video_list(item)]
+        return [video for item in videos for video in make_video_list(item, _depth + 1)]
     raise TypeError(
         f"Cannot read a video from a {type(videos).__name__}. Pass a file path or URL, bytes, a binary file object, "
         "a (T, H, W, 3) array or tensor, or a list of frames (PIL images or (H, W, 3) arrays)."
@@ -156,16 +177,43 @@ def _read_file(source, given: dict, sample_indices_fn) -> tuple[np.ndarray, Stor
 
 
 def _take_frames(video, given: dict, sample_indices_fn) -> tuple[np.ndarray | torch.Tensor, StormVideoMetadata]:
-    """The sampled frames of a video given as frames; `given` may hold its `fps` and `duration`."""
-    frames = _stack_frames(video)
-    if frames.ndim != 4 or len(frames) == 0:
+    """The sampled frames of a video given as frames or image files; `given` may hold its `fps` and `duration`."""
+    frame_files = _is_frame_file_list(video)
+    frames = video if frame_files else _stack_frames(video)
+    if not frame_files and (frames.ndim != 4 or len(frames) == 0):
         raise ValueError(f"A video given as frames must be 4-D (T, H, W, C), got shape {tuple(frames.shape)}.")
     fps = given.get("fps")
     duration = given.get("duration") or (len(frames) / fps if fps else None)
     metadata = StormVideoMetadata(total_num_frames=len(frames), fps=fps, duration=duration)
     indices = sample_indices_fn(metadata=metadata)
     metadata.frames_indices = indices.tolist()
+    if frame_files:
+        return _read_frame_files(frames, indices), metadata
     return frames[torch.from_numpy(indices) if isinstance(frames, torch.Tensor) else indices], metadata
+
+
+def _read_frame_files(files: list, indices: np.ndarray) -> np.ndarray:
+    """(len(indices), H, W, 3) uint8: the image files at `indices`, each read once."""
+    read = {}
+    for index in dict.fromkeys(indices.tolist()):
+        try:
+            read[index] = np.array(load_image(os.fspath(files[index])).convert("RGB"))
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"Frame {index} of a video given as image files, {files[index]!r}, is not a readable image: {error}"
+            ) from error
+    return np.stack([read[index] for index in indices.tolist()])
+
+
+def concatenate_videos(videos: list[torch.Tensor]) -> torch.Tensor:
+    """[(n_i, T_i, C, H, W)] -> (sum n_i, max T_i, C, H, W), zeros after each video's frames."""
+    frames = max(video.shape[1] for video in videos)
+    out = videos[0].new_zeros(sum(video.shape[0] for video in videos), frames, *videos[0].shape[2:])
+    start = 0
+    for video in videos:
+        out[start : start + video.shape[0], : video.shape[1]] = video
+        start += video.shape[0]
+    return out
 
 
 class StormVideoProcessor(BaseVideoProcessor):
@@ -272,6 +320,11 @@ class StormVideoProcessor(BaseVideoProcessor):
                     f"num_frames={count} is not a multiple of the model's temporal pool size {multiple}; use {nearest}."
                 )
         elif fps is not None:
+            if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)) or not 0 < fps < math.inf:
+                raise ValueError(
+                    f"fps must be a positive number of frames per second of video, got {fps!r}; to take every "
+                    "frame, pass neither fps nor num_frames (up to max_frames)."
+                )
             duration = metadata.duration or (total / metadata.fps if metadata.fps else None)
             if not duration:
                 raise ValueError(
@@ -281,10 +334,14 @@ class StormVideoProcessor(BaseVideoProcessor):
             count = multiple * math.floor(duration * fps / multiple + 0.5)
             count = min(max(count, multiple * math.ceil(min_frames / multiple)), max_frames // multiple * multiple)
         else:
-            count = max_frames // multiple * multiple
-        if count >= total:
-            indices = np.arange(total)
-        elif fps is not None:
+            count = min(total, max_frames // multiple * multiple)
+        if count > total:
+            asked = f"num_frames={num_frames}" if num_frames is not None else f"fps={fps} (min_frames={min_frames})"
+            logger.warning_once(
+                f"A video of {total} frames was sampled with {asked}, which asks for {count} frames: frames repeat "
+                "to deliver that many (the metadata's frames_indices lists them)."
+            )
+        if fps is not None:
             # The frame on screen at the middle of each of `count` equal time segments.
             frame_times = getattr(metadata, "frame_times", None)
             if frame_times is None:
@@ -292,7 +349,7 @@ class StormVideoProcessor(BaseVideoProcessor):
             times = (np.arange(count) + 0.5) * (duration / count)
             indices = np.searchsorted(frame_times, times, side="right") - 1
         else:
-            # The middle frame of each of `count` equal segments.
+            # The middle frame of each of `count` equal segments (every frame when count == total).
             indices = (2 * np.arange(count) + 1) * total // (2 * count)
         return pad_to_multiple(indices.astype(np.int64), multiple)
 
@@ -351,9 +408,7 @@ class StormVideoProcessor(BaseVideoProcessor):
                 "do_resize=True."
             )
         counts = torch.tensor([len(clip) for clip in clips])
-        pixel_values = clips[0].new_zeros((len(clips), int(counts.max()), *clips[0].shape[1:]))  # (N, T_max, 3, H, W)
-        for row, clip in enumerate(clips):
-            pixel_values[row, : len(clip)] = clip
+        pixel_values = concatenate_videos([clip[None] for clip in clips])  # (N, T_max, 3, H, W)
         return BatchFeature(
             data={"pixel_values_videos": pixel_values, "video_frame_counts": counts}, tensor_type=return_tensors
         )
@@ -368,4 +423,4 @@ class StormVideoProcessor(BaseVideoProcessor):
         return BatchFeature(data={"pixel_values": clips[:, 0]})  # (N, 1, 3, H, W) one-frame clips -> (N, 3, H, W)
 
 
-__all__ = ["StormVideoProcessor", "StormVideoMetadata"]
+__all__ = ["StormVideoProcessor", "StormVideoMetadata", "concatenate_videos"]

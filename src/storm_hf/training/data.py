@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..processors.video_processing_storm import concatenate_videos
+
 logger = logging.getLogger(__name__)
 
 MEDIA_COLUMNS = ("video", "image")
@@ -234,7 +236,7 @@ class StormDataCollator:
             batch["labels"][row, :n] = sample["labels"]
         videos = [sample for sample in samples if "pixel_values_videos" in sample]
         if videos:
-            batch["pixel_values_videos"] = _pad_frames([sample["pixel_values_videos"] for sample in videos])
+            batch["pixel_values_videos"] = concatenate_videos([sample["pixel_values_videos"] for sample in videos])
             batch["video_frame_counts"] = torch.cat([sample["video_frame_counts"] for sample in videos])
             if "temporal_sampling_stride" in self.frame_kwargs:
                 # the processor made tokens for this stride; the model must sample the same slots
@@ -244,13 +246,3 @@ class StormDataCollator:
             batch["pixel_values"] = torch.cat(images)
         return batch
 
-
-def _pad_frames(videos: list[torch.Tensor]) -> torch.Tensor:
-    """[(n_i, T_i, 3, H, W)] -> (sum n_i, max T_i, 3, H, W), zeros after each video's frames."""
-    frames = max(video.shape[1] for video in videos)
-    out = videos[0].new_zeros(sum(video.shape[0] for video in videos), frames, *videos[0].shape[2:])
-    start = 0
-    for video in videos:
-        out[start : start + video.shape[0], : video.shape[1]] = video
-        start += video.shape[0]
-    return out

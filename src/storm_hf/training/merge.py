@@ -26,6 +26,7 @@ def merge_lora(base, adapter, out_dir, *, overwrite: bool = False) -> Path:
     from transformers import AutoConfig
 
     from ..conversion.hub_export import export_hub_folder
+    from ..conversion.model_card import CardInfo
     from ..processors.processing_storm import StormProcessor
 
     saved_dtype = AutoConfig.from_pretrained(base).dtype
@@ -34,4 +35,5 @@ def merge_lora(base, adapter, out_dir, *, overwrite: bool = False) -> Path:
         merged = merged.to(saved_dtype)
     processor_source = adapter if (Path(adapter) / "processor_config.json").is_file() else base
     processor = StormProcessor.from_pretrained(processor_source)
-    return export_hub_folder(merged, processor, out_dir, overwrite=overwrite)
+    card = CardInfo.read(base).derived(str(base), f"The LoRA adapter `{adapter}` merged into `{base}` by storm-hf.")
+    return export_hub_folder(merged, processor, out_dir, overwrite=overwrite, card=card)

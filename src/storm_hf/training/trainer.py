@@ -86,9 +86,13 @@ def save_trained(trainer: StormTrainer, out_dir) -> Path:
     from transformers.integrations import is_deepspeed_zero3_enabled
 
     from ..conversion.hub_export import export_hub_folder
+    from ..conversion.model_card import CardInfo
 
     out_dir = Path(out_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
+    source = model.name_or_path or None  # the folder or Hub id training started from: its card's license carries over
+    origin = f" from `{source}`" if source else ""
+    card = CardInfo.read(source).derived(source, f"Trained{origin} with storm-hf (stage `{trainer.args.stage}`).")
     if hasattr(model, "peft_config"):
         trainer.save_model(str(out_dir))  # the adapter (gathered if sharded) and the processor
     elif trainer.is_fsdp_enabled or is_deepspeed_zero3_enabled():
@@ -96,10 +100,12 @@ def save_trained(trainer: StormTrainer, out_dir) -> Path:
         gathered = Path(trainer.args.output_dir) / ".gathered-weights"
         trainer.save_model(str(gathered))
         if trainer.is_world_process_zero():
-            export_hub_folder(type(model).from_pretrained(gathered), trainer.processing_class, out_dir, overwrite=True)
+            export_hub_folder(
+                type(model).from_pretrained(gathered), trainer.processing_class, out_dir, overwrite=True, card=card
+            )
             shutil.rmtree(gathered)
     elif trainer.is_world_process_zero():
-        export_hub_folder(model, trainer.processing_class, out_dir, overwrite=True)
+        export_hub_folder(model, trainer.processing_class, out_dir, overwrite=True, card=card)
     trainer.accelerator.wait_for_everyone()
     return out_dir
 
