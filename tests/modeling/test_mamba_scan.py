@@ -129,6 +129,25 @@ def test_blocked_matches_reference_bf16_inputs(batch, dim, d_state, length, grou
     assert_exact(state, state_ref)
 
 
+def test_blocked_scan_keeps_fp32_maths_under_autocast():
+    # autocast would run the scan's matrix product (C h) in bf16: errors of ~0.04 instead of ~1e-6
+    inputs = make_inputs(2, 32, 16, 70, groups=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, state = selective_scan_blocked(**inputs, return_last_state=True)
+    y_ref, state_ref = selective_scan_reference(**inputs, return_last_state=True)
+    assert y.dtype == torch.float32
+    assert_exact(y, y_ref)
+    assert_exact(state, state_ref)
+
+
+def test_reference_conv_keeps_fp32_maths_under_autocast():
+    gen = torch.Generator().manual_seed(1)
+    x, weight, bias = torch.randn(2, 6, 30, generator=gen), torch.randn(6, 4, generator=gen), torch.randn(6, generator=gen)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = causal_conv1d_reference(x, weight, bias, "silu")
+    assert (out.double() - causal_conv_loop(x, weight, bias, "silu")).abs().max().item() < 1e-5
+
+
 PER_STEP = ("u", "delta", "z", "B", "C")  # the scan's inputs with a time axis (the last)
 
 

@@ -15,10 +15,10 @@ pure-PyTorch path (`causal_conv1d_shifted`, `width` shifted multiply-adds).
 
 All functions take mamba_ssm's layout: `u`, `delta`, `z` are `(batch, dim, length)`; `A` is `(dim, d_state)`;
 `B`, `C` are `(batch, d_state, length)` or, with groups of channels sharing them, `(batch, groups, d_state, length)`
-(`dim` divisible by `groups`); `D` and `delta_bias` are `(dim,)`. Math is fp32 whatever the input dtype; the output
-has `u`'s dtype and the last state is fp32 `(batch, dim, d_state)`. The pure-PyTorch fast paths also read
-`(batch, dim, length)` views of token-major `(batch, length, dim)` memory (what a Linear layer writes) without
-transposing them, and return their output in the same token-major memory order.
+(`dim` divisible by `groups`); `D` and `delta_bias` are `(dim,)`. Math is fp32 whatever the input dtype (also
+inside a `torch.autocast` region); the output has `u`'s dtype and the last state is fp32 `(batch, dim, d_state)`.
+The pure-PyTorch fast paths also read `(batch, dim, length)` views of token-major `(batch, length, dim)` memory
+(what a Linear layer writes) without transposing them, and return their output in the same token-major memory order.
 
 The pure-PyTorch scans also start from a given `initial_state` (the last state of the sequence's previous part, the
 same layout), so that a long sequence can be scanned a part at a time. mamba_ssm's kernel takes no initial state:
@@ -231,8 +231,17 @@ def selective_scan_blocked(
 
     Differentiable: when autograd records, each chunk's recurrence is a `_LinearRecurrence` that keeps the chunk's
     states for the backward pass; otherwise it runs in place in three reused `(chunk, batch, d_state, dim)`-sized
-    buffers.
+    buffers. Autocast is off inside: its matrix product would otherwise run in bf16 / fp16.
     """
+    with torch.autocast(u.device.type, enabled=False):
+        return _blocked_scan(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunk_size, initial_state
+        )
+
+
+def _blocked_scan(
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunk_size, initial_state
+):  # fmt: skip
     _check_scan_shapes(u, A, B, C)
     batch, dim, length = u.shape
     B, C = _grouped(B), _grouped(C)
@@ -335,11 +344,13 @@ def _check_activation(activation) -> None:
 
 
 def causal_conv1d_reference(x, weight, bias=None, activation=None):
-    """Depthwise causal convolution: x (batch, dim, L), weight (dim, width), bias (dim,). fp32 math, x's dtype out."""
+    """Depthwise causal convolution: x (batch, dim, L), weight (dim, width), bias (dim,). fp32 math (also under
+    autocast), x's dtype out."""
     _check_activation(activation)
     width = weight.shape[-1]
     bias = None if bias is None else bias.float()
-    out = F.conv1d(x.float(), weight.float().unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])
+    with torch.autocast(x.device.type, enabled=False):
+        out = F.conv1d(x.float(), weight.float().unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])
     out = out[..., : x.shape[-1]]
     return (out if activation is None else F.silu(out)).to(x.dtype)
 
