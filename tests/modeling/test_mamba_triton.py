@@ -121,6 +121,20 @@ def test_scan_gradients_match_reference_fp32(groups):
         torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-5, atol=1e-5, msg=f"gradient of {name}")
 
 
+def test_scan_gradients_of_plain_sums():
+    # d(sum)/d(out) reaches the backward pass as an expanded tensor (stride 0), for the output and the last state
+    inputs = on_device(make_inputs(2, 8, 4, 19, groups=2))
+    for name in SCAN_ARGUMENTS:
+        inputs[name].requires_grad_(True)
+    grads = {}
+    runs = {"triton": (selective_scan_triton, {"config": SMALL}), "reference": (selective_scan_reference, {})}
+    for name, (fn, kwargs) in runs.items():
+        y, state = fn(**inputs, return_last_state=True, **kwargs)
+        grads[name] = torch.autograd.grad(y.sum() + state.sum(), [inputs[n] for n in SCAN_ARGUMENTS])
+    for name, grad, grad_ref in zip(SCAN_ARGUMENTS, grads["triton"], grads["reference"]):
+        torch.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-5, msg=f"gradient of {name}")
+
+
 def test_scan_bf16_inputs_within_mamba_ssm_tolerances():
     inputs = on_device(make_inputs(2, 8, 4, 19, groups=2, dtype=torch.bfloat16))
     for name in SCAN_ARGUMENTS:

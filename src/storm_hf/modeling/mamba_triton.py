@@ -126,6 +126,8 @@ def _scan_backward(saved, dout, dlast, delta_softplus, config):
     dB, dC = torch.zeros(batch, groups, d_state, length, **f32), torch.zeros(batch, groups, d_state, length, **f32)
     dA, dinitial = torch.empty(batch, dim, d_state, **f32), torch.empty(batch, dim, d_state, **f32)
     dD, dbias = torch.empty(batch, dim, **f32), torch.empty(batch, dim, **f32)
+    if dlast is not None:  # read as contiguous (batch, dim, d_state); autograd may pass an expanded tensor
+        dlast = dlast.float().contiguous()
     _kernels().selective_scan_bwd_kernel[(dim // block_d, batch)](
         u, delta, A, B, C, D if D is not None else A, z if z is not None else u,
         delta_bias if delta_bias is not None else A, chunk_states, dout, dlast if dlast is not None else dA,
