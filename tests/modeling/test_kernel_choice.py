@@ -2,11 +2,13 @@
 installed (with importable stand-in packages for mamba_ssm and causal_conv1d, built with and without their CUDA
 extensions), the errors of an explicit choice that cannot run, and the log lines."""
 
+import importlib.abc
 import os
 import subprocess
 import sys
 import textwrap
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +16,7 @@ import transformers.utils.logging as transformers_logging
 from scan_testing import assert_exact, make_inputs
 from transformers.testing_utils import CaptureLogger
 
-from storm_hf.modeling import kernel_choice, mamba_scan
+from storm_hf.modeling import kernel_choice, mamba_scan, modeling_storm
 from storm_hf.modeling.configuration_storm import StormTemporalConfig
 from storm_hf.modeling.mamba_scan import (
     causal_conv1d,
@@ -78,12 +80,26 @@ def fresh_choice(monkeypatch):
         cache.cache_clear()
 
 
+class _Without(importlib.abc.MetaPathFinder):
+    """Finds none of `names`, also where the real ones are installed (a machine with the kernels built)."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+
 @pytest.fixture
 def kernel_packages(tmp_path, monkeypatch, fresh_choice):
     """install(with_extensions) puts stand-in kernel packages first on sys.path; removed from sys.modules after."""
 
     def install(with_extensions: bool):
         monkeypatch.syspath_prepend(str(write_kernel_packages(tmp_path / str(with_extensions), with_extensions)))
+        if not with_extensions:
+            monkeypatch.setattr(sys, "meta_path", [_Without(FAKE_MODULES[2:]), *sys.meta_path])
 
     yield install
     for name in list(sys.modules):
@@ -196,3 +212,11 @@ def test_a_model_on_the_cpu_imports_no_kernel_module(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_hub_code_carries_the_kernel_modules():
+    # transformers copies a remote-code module's `from .x import` siblings, recursively; `from . import x` it misses
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    files = {Path(name).name for name in get_relative_import_files(modeling_storm.__file__)}
+    assert {"kernel_choice.py", "mamba_scan.py", "mamba_triton.py", "mamba_triton_kernels.py"} <= files

@@ -84,6 +84,15 @@ def _why_not(kernel: str, operation: str, tensor, unsupported: str | None) -> st
     return unsupported or triton_unavailable_reason(tensor)
 
 
+def unavailable_reason(kernel: str, tensor) -> str | None:
+    """Why `kernel` cannot run the Mamba layer (scan and convolution) on `tensor`'s device and dtype with what is
+    installed here; None if it can."""
+    if kernel == "torch":
+        return None
+    operations = ("selective_scan", "causal_conv1d") if kernel == "mamba_ssm" else ("selective_scan",)
+    return next(filter(None, (_why_not(kernel, operation, tensor, None) for operation in operations)), None)
+
+
 def _fix(kernel: str, tensor) -> str:
     if not tensor.is_cuda and not (kernel == "triton" and interpreting()):
         return (

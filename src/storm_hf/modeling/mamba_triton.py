@@ -12,7 +12,9 @@ token-major memory is read and written in place, without copies).
 The scan's backward pass keeps the state at the start of every chunk of `chunk_size` steps (fp32,
 `batch x dim x d_state` per chunk) and recomputes each chunk's states from it.
 
-Hub code: imports torch; Triton only inside a guard, at the first call.
+Hub code: imports torch. Each launch imports its kernel from `mamba_triton_kernels` (`from .x import`, so that
+transformers copies that module with the Hub code), which imports Triton inside a guard: at the first call, so
+that `TRITON_INTERPRET` set before it applies.
 """
 
 import importlib
@@ -55,12 +57,6 @@ def unavailable_reason(tensor: torch.Tensor) -> str | None:
     return None
 
 
-def _kernels():
-    from . import mamba_triton_kernels  # decorates the kernels: after TRITON_INTERPRET is set, on first use
-
-    return mamba_triton_kernels
-
-
 def _power_of_two_at_least(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
@@ -101,7 +97,9 @@ def _scan_forward(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_soft
     chunk_states = (
         torch.empty(batch, chunks, dim, d_state, dtype=torch.float32, device=u.device) if save_chunk_states else last
     )
-    _kernels().selective_scan_fwd_kernel[(dim // block_d, batch)](
+    from .mamba_triton_kernels import selective_scan_fwd_kernel  # decorated at the first call (TRITON_INTERPRET)
+
+    selective_scan_fwd_kernel[(dim // block_d, batch)](
         u, delta, A, B, C, D if D is not None else A, z if z is not None else u,
         delta_bias if delta_bias is not None else A, initial_state if initial_state is not None else last,
         out, last, chunk_states,
@@ -128,7 +126,9 @@ def _scan_backward(saved, dout, dlast, delta_softplus, config):
     dD, dbias = torch.empty(batch, dim, **f32), torch.empty(batch, dim, **f32)
     if dlast is not None:  # read as contiguous (batch, dim, d_state); autograd may pass an expanded tensor
         dlast = dlast.float().contiguous()
-    _kernels().selective_scan_bwd_kernel[(dim // block_d, batch)](
+    from .mamba_triton_kernels import selective_scan_bwd_kernel
+
+    selective_scan_bwd_kernel[(dim // block_d, batch)](
         u, delta, A, B, C, D if D is not None else A, z if z is not None else u,
         delta_bias if delta_bias is not None else A, chunk_states, dout, dlast if dlast is not None else dA,
         du, ddelta, dz if dz is not None else du, dB, dC, dA, dD, dbias, dinitial,
@@ -217,7 +217,9 @@ class _CausalConv1d(torch.autograd.Function):
         width = weight.shape[-1]
         out = _empty_like_layout(x, x.dtype)
         grid = (-(-length // config["block_length"]), -(-dim // config["block_dim"]), batch)
-        _kernels().causal_conv1d_fwd_kernel[grid](
+        from .mamba_triton_kernels import causal_conv1d_fwd_kernel
+
+        causal_conv1d_fwd_kernel[grid](
             x, weight, bias if bias is not None else weight, initial_state if initial_state is not None else x, out,
             length, dim, *x.stride(), *_strides(initial_state, 3), *out.stride(),
             WIDTH=width, HAS_BIAS=bias is not None, HAS_INITIAL=initial_state is not None, SILU=silu,
@@ -239,7 +241,9 @@ class _CausalConv1d(torch.autograd.Function):
         dinitial = torch.empty(batch, dim, width - 1, **f32) if initial_state is not None else None
         block_l, block_d = config["block_length_backward"], config["block_dim_backward"]
         grid = (-(-length // block_l), -(-dim // block_d), batch)
-        _kernels().causal_conv1d_bwd_kernel[grid](
+        from .mamba_triton_kernels import causal_conv1d_bwd_kernel
+
+        causal_conv1d_bwd_kernel[grid](
             x, weight, bias if bias is not None else weight, initial_state if initial_state is not None else x,
             dout, dx, dweight, dbias, dinitial if dinitial is not None else dbias,
             length, dim, *x.stride(), *_strides(initial_state, 3), *dout.stride(), *dx.stride(),
