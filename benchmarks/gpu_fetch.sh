@@ -2,7 +2,7 @@
 # Downloads what benchmarks/gpu_check.sh carries to a lent GPU machine, which cannot reach a package registry:
 #   - the sdists of mamba-ssm and causal-conv1d (compiled there, for that GPU only: benchmarks/build_kernels.sh);
 #   - a PyAV wheel for Python 3.12 (the e2e benchmark writes and decodes its test video with PyAV).
-# Into .gpu/ at the repository root, which git ignores (the script lists it in .git/info/exclude). Run it here, from
+# Into .gpu/ at the repository root, which git ignores (.gitignore): never commit it. Run it here, from
 # the project's virtual environment (pip prepares the sdists' metadata by running their setup.py, which imports
 # torch); then name .gpu in the device tool's `carry`. About 36 MiB, nearly all of it PyAV.
 set -euo pipefail
@@ -13,8 +13,6 @@ CAUSAL_CONV1D=1.6.1   # >= 1.5.3 for CUDA 13 (see setup.cfg)
 AV=18.1.0
 
 mkdir -p .gpu
-exclude=$(git rev-parse --git-path info/exclude)
-grep -qxF '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >>"$exclude"
 
 python3 -m pip download --no-deps --no-binary :all: --no-build-isolation -d .gpu \
     "mamba-ssm==$MAMBA_SSM" "causal-conv1d==$CAUSAL_CONV1D"
