@@ -18,6 +18,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# Without a GPU, Triton kernels run in Triton's interpreter on CPU tensors. Triton reads this when a kernel is
+# decorated, which storm_hf does at the first call of a Triton kernel, after this.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 TINY_VISION = {
     "model_type": "siglip_vision_model",
     "hidden_size": 32,

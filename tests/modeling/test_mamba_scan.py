@@ -1,17 +1,14 @@
-"""The selective scan and causal convolution: fast paths against the reference loops, dispatch, kernel contract."""
+"""The selective scan and causal convolution: fast paths against the reference loops, the CUDA kernels' contract."""
 
 import itertools
-import math
-import subprocess
-import sys
-import types
-import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from storm_hf.modeling import mamba_scan
+from scan_testing import EXACT, PER_STEP, assert_exact, causal_conv_loop, make_inputs, token_major
+
+from storm_hf.modeling import kernel_choice, mamba_scan
 from storm_hf.modeling.mamba_scan import (
     causal_conv1d,
     causal_conv1d_reference,
@@ -20,44 +17,6 @@ from storm_hf.modeling.mamba_scan import (
     selective_scan_blocked,
     selective_scan_reference,
 )
-
-# fp32: both paths do the same fp32 math in another order. Bounds on the max abs diff, absolute and relative to the
-# largest expected value (16 fp32 epsilons; the paths differ by 3.5e-7 relative at most over these tests).
-EXACT = 1e-5
-RELATIVE = 2e-6
-
-
-def make_inputs(batch, dim, d_state, length, groups=None, dtype=torch.float32, seed=0, dt_scale=0.5, A_noise=0.0):
-    """Values as in a Mamba layer at initialisation: A = -exp(A_log) with A_log = log(1..d_state), and a dt bias
-    such that softplus(bias) is log-uniform in [0.001, 0.1]; delta is the input-dependent part added to it.
-    `groups=None` gives B and C as (batch, d_state, L), otherwise (batch, groups, d_state, L)."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen)
-
-    dt0 = torch.exp(torch.rand(dim, generator=gen) * (math.log(0.1) - math.log(0.001)) + math.log(0.001))
-    A_log = torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(dim, 1) + A_noise * randn(dim, d_state)
-    BC_shape = (batch, d_state, length) if groups is None else (batch, groups, d_state, length)
-    return dict(
-        u=randn(batch, dim, length).to(dtype),
-        delta=(dt_scale * randn(batch, dim, length)).to(dtype),
-        A=-torch.exp(A_log),
-        B=randn(*BC_shape).to(dtype),
-        C=randn(*BC_shape).to(dtype),
-        D=randn(dim),
-        z=randn(batch, dim, length).to(dtype),
-        delta_bias=dt0 + torch.log(-torch.expm1(-dt0)),  # inverse of softplus
-        delta_softplus=True,
-    )
-
-
-def assert_exact(actual, expected):
-    diff = (actual.float() - expected.float()).abs().max().item()
-    scale = expected.float().abs().max().item()
-    assert diff <= EXACT, f"max abs diff {diff:.3g} > {EXACT}"
-    assert diff <= RELATIVE * scale, f"max abs diff {diff:.3g} is {diff / scale:.3g} of the largest value"
-
 
 # batch, dim, d_state, length, groups (None: B and C without a groups axis). The blocked scan's chunk is 16 steps.
 SHAPES = [
@@ -129,12 +88,23 @@ def test_blocked_matches_reference_bf16_inputs(batch, dim, d_state, length, grou
     assert_exact(state, state_ref)
 
 
-PER_STEP = ("u", "delta", "z", "B", "C")  # the scan's inputs with a time axis (the last)
+def test_blocked_scan_keeps_fp32_maths_under_autocast():
+    # autocast would run the scan's matrix product (C h) in bf16: errors of ~0.1 instead of ~1e-6
+    inputs = make_inputs(2, 32, 16, 70, groups=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, state = selective_scan_blocked(**inputs, return_last_state=True)
+    y_ref, state_ref = selective_scan_reference(**inputs, return_last_state=True)
+    assert y.dtype == torch.float32
+    assert_exact(y, y_ref)
+    assert_exact(state, state_ref)
 
 
-def token_major(x: torch.Tensor) -> torch.Tensor:
-    """The same `(batch, channels, length)` values, as a view of token-major `(batch, length, channels)` memory."""
-    return x.transpose(-1, -2).contiguous().transpose(-1, -2)
+def test_reference_conv_keeps_fp32_maths_under_autocast():
+    gen = torch.Generator().manual_seed(1)
+    x, weight, bias = torch.randn(2, 6, 30, generator=gen), torch.randn(6, 4, generator=gen), torch.randn(6, generator=gen)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = causal_conv1d_reference(x, weight, bias, "silu")
+    assert (out.double() - causal_conv_loop(x, weight, bias, "silu")).abs().max().item() < 1e-5
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -212,22 +182,6 @@ def test_B_with_wrong_length_is_rejected():
 # ----------------------------------------------------------------------------------------------- causal convolution
 
 
-def causal_conv_loop(x, weight, bias, activation):
-    """out[b, d, t] = bias[d] + sum_k weight[d, k] * x[b, d, t - (width - 1) + k], with x = 0 before t = 0."""
-    batch, dim, length = x.shape
-    width = weight.shape[1]
-    x, weight = x.double(), weight.double()
-    out = torch.zeros(batch, dim, length, dtype=torch.float64)
-    for t in range(length):
-        for k in range(width):
-            source = t - (width - 1) + k
-            if source >= 0:
-                out[:, :, t] += weight[:, k] * x[:, :, source]
-    if bias is not None:
-        out += bias.double()[:, None]
-    return F.silu(out) if activation == "silu" else out
-
-
 @pytest.mark.parametrize("width", [1, 2, 3, 4])
 @pytest.mark.parametrize("length", [1, 3, 20])
 @pytest.mark.parametrize("use_bias, activation", [(True, "silu"), (False, None), (True, None)])
@@ -286,50 +240,7 @@ def test_causal_conv_rejects_bad_arguments():
         causal_conv1d(x, weight.unsqueeze(1))
 
 
-# --------------------------------------------------------------------------------------------------------- dispatch
-
-
-def test_cpu_tensors_never_look_for_kernels(monkeypatch):
-    def no_kernel_lookup(module, name):
-        raise AssertionError(f"looked up {module}.{name} for CPU tensors")
-
-    monkeypatch.setattr(mamba_scan, "_kernel", no_kernel_lookup)
-    inputs = make_inputs(1, 8, 4, 10)
-    assert_exact(selective_scan(**inputs), selective_scan_reference(**inputs))
-    x, weight = torch.randn(1, 8, 10), torch.randn(8, 4)
-    assert torch.equal(causal_conv1d(x, weight), causal_conv1d_shifted(x, weight))
-
-
-def test_importing_the_module_imports_no_kernel():
-    # A fresh interpreter where importing either kernel package fails loudly, then the module is loaded.
-    script = f"""
-import importlib.abc, importlib.util, sys
-class Refuse(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("mamba_ssm", "causal_conv1d", "selective_scan_cuda", "causal_conv1d_cuda"):
-            raise AssertionError("imported " + name)
-sys.meta_path.insert(0, Refuse())
-spec = importlib.util.spec_from_file_location("mamba_scan", {mamba_scan.__file__!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-print("ok", module.selective_scan.__name__)
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok selective_scan"
-
-
-def test_missing_kernel_warns_once_with_the_reason(monkeypatch):
-    monkeypatch.setattr(mamba_scan, "_KERNELS", {})
-    monkeypatch.setattr(mamba_scan, "_WARNED", set())
-    cuda_tensor = types.SimpleNamespace(is_cuda=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in range(3):
-            assert mamba_scan._use_kernel(cuda_tensor, "storm_hf_absent_kernel", "fn", "absent-kernel") is None
-    assert len(caught) == 1
-    message = str(caught[0].message)
-    assert "absent-kernel" in message and "ModuleNotFoundError" in message and "pip install" in message
+# ------------------------------------------------------------------------------------------------ kernel contract
 
 
 def fake_selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -357,15 +268,19 @@ def fake_causal_conv1d_fn(x, weight, bias=None, seq_idx=None, initial_states=Non
 
 @pytest.fixture
 def fake_kernels(monkeypatch):
-    """Route the kernel dispatch to the fakes whatever the device; records which kernels ran."""
+    """The CUDA kernels replaced by the fakes, chosen whenever `mamba_scan` finds the call's arguments supported,
+    whatever the device; records which kernels ran."""
     calls = []
-    fakes = {"selective_scan_fn": fake_selective_scan_fn, "causal_conv1d_fn": fake_causal_conv1d_fn}
+    fakes = {"selective_scan": fake_selective_scan_fn, "causal_conv1d": fake_causal_conv1d_fn}
 
-    def use_kernel(tensor, module, name, package):
-        calls.append(name)
-        return fakes[name]
+    def choose_kernel(operation, configured, tensor, unsupported):
+        if unsupported["mamba_ssm"]:
+            return "torch"
+        calls.append(operation)
+        return "mamba_ssm"
 
-    monkeypatch.setattr(mamba_scan, "_use_kernel", use_kernel)
+    monkeypatch.setattr(mamba_scan, "choose_kernel", choose_kernel)
+    monkeypatch.setattr(mamba_scan, "cuda_kernel", lambda operation: (fakes[operation], None))
     return calls
 
 
@@ -374,7 +289,7 @@ def test_scan_kernel_receives_its_dtypes(fake_kernels):
     inputs = make_inputs(2, 16, 8, 30, groups=2)
     inputs["u"], inputs["z"] = inputs["u"].bfloat16(), inputs["z"].bfloat16()
     y, state = selective_scan(**inputs, return_last_state=True)
-    assert fake_kernels == ["selective_scan_fn"]
+    assert fake_kernels == ["selective_scan"]
     assert y.dtype == torch.bfloat16 and state.dtype == torch.float32
     inputs.update(delta=inputs["delta"].bfloat16(), B=inputs["B"].bfloat16(), C=inputs["C"].bfloat16())
     torch.testing.assert_close(y, selective_scan_reference(**inputs), rtol=0, atol=0)
@@ -391,10 +306,10 @@ def test_conv_kernel_receives_its_layout_and_dtypes(fake_kernels):
     x = torch.randn(2, 8, 40)[..., ::2].bfloat16()  # stride 2 along L: the kernel needs a copy
     weight, bias = torch.randn(8, 4), torch.randn(8).bfloat16()
     out = causal_conv1d(x, weight, bias, activation="silu")
-    assert fake_kernels == ["causal_conv1d_fn"] and out.dtype == torch.bfloat16
+    assert fake_kernels == ["causal_conv1d"] and out.dtype == torch.bfloat16
     torch.testing.assert_close(out, causal_conv1d_reference(x, weight, bias.float(), "silu"), rtol=0, atol=0)
     causal_conv1d(x, torch.randn(8, 5))  # width 5: not supported by the kernel
-    assert fake_kernels == ["causal_conv1d_fn"]
+    assert fake_kernels == ["causal_conv1d"]
 
 
 # ------------------------------------------------------------------------------------------------------------- CUDA
@@ -405,11 +320,11 @@ def _skip_without_cuda():
         pytest.skip("no CUDA device")
 
 
-def _skip_without_kernel(module, name, package):
+def _skip_without_kernel(operation):
     _skip_without_cuda()
-    kernel, reason = mamba_scan._kernel(module, name)
+    kernel, reason = kernel_choice.cuda_kernel(operation)
     if kernel is None:
-        pytest.skip(f"{package} not installed or not importable ({reason})")
+        pytest.skip(reason)
 
 
 class TestCUDA:
@@ -421,14 +336,12 @@ class TestCUDA:
     @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
     @pytest.mark.parametrize("batch, dim, d_state, length, groups", [(2, 64, 16, 300, None), (1, 128, 16, 4100, 2)])
     def test_scan_kernel_matches_reference(self, dtype, batch, dim, d_state, length, groups):
-        _skip_without_kernel("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn", "mamba_ssm")
+        _skip_without_kernel("selective_scan")
         inputs = {
             k: v.cuda() if isinstance(v, torch.Tensor) else v
             for k, v in make_inputs(batch, dim, d_state, length, groups, dtype=dtype).items()
         }
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # the kernel is there: no fallback warning
-            y, state = selective_scan(**inputs, return_last_state=True)
+        y, state = selective_scan(**inputs, return_last_state=True, kernel="mamba_ssm")  # raises if it cannot run
         y_ref, state_ref = selective_scan_reference(**inputs, return_last_state=True)
         assert y.dtype == dtype and state.dtype == torch.float32
         torch.testing.assert_close(y.float(), y_ref.float(), **self.TOLERANCES[dtype])
@@ -437,10 +350,10 @@ class TestCUDA:
     @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
     @pytest.mark.parametrize("width", [2, 3, 4])
     def test_conv_kernel_matches_reference(self, dtype, width):
-        _skip_without_kernel("causal_conv1d", "causal_conv1d_fn", "causal_conv1d")
+        _skip_without_kernel("causal_conv1d")
         x = torch.randn(2, 64, 300, device="cuda").to(dtype)
         weight, bias = torch.randn(64, width, device="cuda"), torch.randn(64, device="cuda")
-        out = causal_conv1d(x, weight, bias, activation="silu")
+        out = causal_conv1d(x, weight, bias, "silu", kernel="mamba_ssm")
         assert out.dtype == dtype
         torch.testing.assert_close(
             out.float(), causal_conv1d_reference(x, weight, bias, "silu").float(), **self.TOLERANCES[dtype]

@@ -7,6 +7,9 @@ import math
 
 from transformers import AutoConfig, PreTrainedConfig
 
+# implementations of the Mamba blocks' scan and convolution (kernel_choice.py)
+MAMBA_KERNELS = ("auto", "mamba_ssm", "triton", "torch")
+
 
 def _require_positive_int(config_name: str, **values) -> None:
     for name, value in values.items():
@@ -41,6 +44,11 @@ class StormTemporalConfig(PreTrainedConfig):
         scan_chunk_size (`int`, defaults to 512): tokens each Mamba block processes at a time when it runs on the
             CPU without gradients, bounding its working memory; the output is the same for any value. With
             gradients, and on CUDA (mamba_ssm's kernel scans whole sequences), a block runs over the whole clip.
+        mamba_kernel (`str`, defaults to `"auto"`): what runs the Mamba blocks' selective scan and convolution:
+            `"mamba_ssm"` (the mamba-ssm / causal-conv1d CUDA kernels), `"triton"` (storm_hf's Triton kernels),
+            `"torch"` (pure PyTorch) or `"auto"` (pure PyTorch on CPU; on CUDA mamba_ssm, else Triton, else
+            PyTorch). The environment variable `STORM_MAMBA_KERNEL` overrides it. An explicit choice that cannot run
+            raises an error; see docs/kernels.md.
     """
 
     model_type = "storm_temporal"
@@ -59,6 +67,7 @@ class StormTemporalConfig(PreTrainedConfig):
     spatial_pool_size: int = 1
     temporal_sampling_stride: int = 1
     scan_chunk_size: int = 512
+    mamba_kernel: str = "auto"
     layer_norm_eps: float = 1e-5
     use_bias: bool = False
     use_conv_bias: bool = True
@@ -86,6 +95,11 @@ class StormTemporalConfig(PreTrainedConfig):
             raise ValueError(f"StormTemporalConfig.num_layers must be an integer >= 0, got {self.num_layers!r}.")
         if self.dt_rank != "auto":
             _require_positive_int(type(self).__name__, dt_rank=self.dt_rank)
+        if self.mamba_kernel not in MAMBA_KERNELS:
+            raise ValueError(
+                f"StormTemporalConfig.mamba_kernel must be one of {', '.join(map(repr, MAMBA_KERNELS))}, got "
+                f"{self.mamba_kernel!r}."
+            )
         if self.scan_chunk_size < self.d_conv:
             raise ValueError(
                 f"StormTemporalConfig.scan_chunk_size ({self.scan_chunk_size}) must be at least d_conv "

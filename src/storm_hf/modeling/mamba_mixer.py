@@ -31,6 +31,7 @@ class StormMambaMixer(nn.Module):
         self.time_step_rank = config.time_step_rank
         self.bidirectional = config.bidirectional
         self.scan_chunk_size = config.scan_chunk_size
+        self.mamba_kernel = config.mamba_kernel  # what runs the scan and the convolution (kernel_choice.py)
         self.in_proj = nn.Linear(hidden, 2 * inner, bias=config.use_bias)
         self.out_proj = nn.Linear(inner, hidden, bias=config.use_bias)
         for suffix in self._branch_suffixes():
@@ -106,7 +107,7 @@ class StormMambaMixer(nn.Module):
         if self.bidirectional:
             x = torch.cat([x, x.flip(1)], dim=-1)  # (B, L, 2*inner): the sequence's channels, then the reversed one's
         conv_weight, conv_bias = self._conv_parameters()
-        x = causal_conv1d(x.transpose(1, 2), conv_weight, conv_bias, activation="silu").transpose(1, 2)
+        x = causal_conv1d(x.transpose(1, 2), conv_weight, conv_bias, "silu", self.mamba_kernel).transpose(1, 2)
         y, _ = self._scan(x)  # (B, L, G*inner)
         del x
         if self.bidirectional:
@@ -151,7 +152,7 @@ class StormMambaMixer(nn.Module):
                 stacked[:, halo : halo + n, inner:] = x[:, length - stop : length - start].flip(1)
             first = 0 if start else halo  # before the sequence's first step the convolution reads zeros
             conv_input = stacked[:, first : halo + n].transpose(1, 2)  # (B, G*inner, halo + n - first)
-            x_conv = causal_conv1d(conv_input, conv_weight, conv_bias, activation="silu").transpose(1, 2)
+            x_conv = causal_conv1d(conv_input, conv_weight, conv_bias, "silu", self.mamba_kernel).transpose(1, 2)
             ys, state = self._scan(x_conv[:, halo - first :], state)  # (B, n, G*inner)
             # forward branch: steps start..stop-1; the backward branch has written steps length-start.. so far
             written = range(length - start, length) if self.bidirectional else range(0)
@@ -192,6 +193,7 @@ class StormMambaMixer(nn.Module):
             delta_softplus=True,
             return_last_state=True,
             initial_state=initial_state,
+            kernel=self.mamba_kernel,
         )
         return y.transpose(1, 2), state
 

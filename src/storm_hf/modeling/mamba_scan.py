@@ -1,4 +1,5 @@
-"""Selective-scan (Mamba-1 SSM) and causal depthwise convolution, with three implementations behind one call.
+"""Selective-scan (Mamba-1 SSM) and causal depthwise convolution: the reference loops, the pure-PyTorch paths, and
+the call that picks an implementation (`kernel_choice`).
 
 * `selective_scan_reference`: a short sequential loop that reads like the equations; used by tests.
 * `selective_scan_blocked`: the fast pure-PyTorch path (CPU, or CUDA without the kernels). Time is cut into chunks
@@ -8,67 +9,36 @@
   one batched matmul and two ops per chunk. The only `(length, dim, d_state)`-sized memory is a few chunks'. Under
   autograd the recurrence is one `autograd.Function` with a hand-written backward (the same in-place loop, run
   backwards), not a graph of one node per step.
-* the `mamba_ssm` / `causal_conv1d` CUDA kernels, used when they are installed and the tensors live on CUDA.
+* on CUDA, the `mamba_ssm` / `causal_conv1d` kernels or the Triton kernels of `mamba_triton`.
 
 The causal depthwise convolution likewise has a reference (`causal_conv1d_reference`, torch's `conv1d`) and a fast
 pure-PyTorch path (`causal_conv1d_shifted`, `width` shifted multiply-adds).
 
 All functions take mamba_ssm's layout: `u`, `delta`, `z` are `(batch, dim, length)`; `A` is `(dim, d_state)`;
 `B`, `C` are `(batch, d_state, length)` or, with groups of channels sharing them, `(batch, groups, d_state, length)`
-(`dim` divisible by `groups`); `D` and `delta_bias` are `(dim,)`. Math is fp32 whatever the input dtype; the output
-has `u`'s dtype and the last state is fp32 `(batch, dim, d_state)`. The pure-PyTorch fast paths also read
-`(batch, dim, length)` views of token-major `(batch, length, dim)` memory (what a Linear layer writes) without
-transposing them, and return their output in the same token-major memory order.
+(`dim` divisible by `groups`); `D` and `delta_bias` are `(dim,)`. Math is fp32 whatever the input dtype, also inside
+a `torch.autocast` region; the output has `u`'s dtype and the last state is fp32 `(batch, dim, d_state)`. The
+pure-PyTorch fast paths (and the Triton kernels) also read `(batch, dim, length)` views of token-major
+`(batch, length, dim)` memory (what a Linear layer writes) without transposing them, and return their output in the
+same token-major memory order.
 
-The pure-PyTorch scans also start from a given `initial_state` (the last state of the sequence's previous part, the
-same layout), so that a long sequence can be scanned a part at a time. mamba_ssm's kernel takes no initial state:
-given one, `selective_scan` runs the PyTorch path.
+The pure-PyTorch and Triton scans also start from a given `initial_state` (the last state of the sequence's previous
+part, the same layout), so that a long sequence can be scanned a part at a time. mamba_ssm's kernel takes no initial
+state: given one, `selective_scan` runs another implementation.
 
-Hub code: imports only torch and, lazily and guarded, the optional kernels.
+Hub code: imports torch and siblings in this folder; the optional kernels only lazily, inside guards.
 """
 
-import importlib
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
 
-_KERNELS = {}  # "module.name" -> (function or None, reason it is None)
-_WARNED = set()
+from .kernel_choice import choose_kernel, cuda_kernel
+from .mamba_triton import causal_conv1d_triton, selective_scan_triton
+
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _LOG2_E = 1 / math.log(2)
-
-
-def _kernel(module: str, name: str):
-    """(`module.name`, None) or (None, why it cannot be used); the import is tried once."""
-    key = f"{module}.{name}"
-    if key not in _KERNELS:
-        try:
-            _KERNELS[key] = (getattr(importlib.import_module(module), name), None)
-        except Exception as error:  # not installed, or built against another torch / CUDA
-            _KERNELS[key] = (None, f"{type(error).__name__}: {error}")
-    return _KERNELS[key]
-
-
-def _warn_once(key: str, message: str) -> None:
-    if key not in _WARNED:
-        _WARNED.add(key)
-        warnings.warn(message, stacklevel=4)  # the caller of selective_scan / causal_conv1d
-
-
-def _use_kernel(tensor: torch.Tensor, module: str, name: str, package: str):
-    """The kernel for a CUDA tensor, or None (CPU tensor, or not importable: then warn once)."""
-    if not tensor.is_cuda:
-        return None
-    kernel, reason = _kernel(module, name)
-    if kernel is None:
-        _warn_once(
-            module,
-            f"`{package}` cannot be used ({reason}): this part of the Mamba layer runs in pure PyTorch on CUDA, "
-            "which is slower. Install the kernels with `pip install storm-hf[cuda]` (needs a CUDA toolkit).",
-        )
-    return kernel
 
 
 def _grouped(BC: torch.Tensor) -> torch.Tensor:
@@ -231,8 +201,17 @@ def selective_scan_blocked(
 
     Differentiable: when autograd records, each chunk's recurrence is a `_LinearRecurrence` that keeps the chunk's
     states for the backward pass; otherwise it runs in place in three reused `(chunk, batch, d_state, dim)`-sized
-    buffers.
+    buffers. Autocast is off inside: its matrix product would otherwise run in bf16 / fp16.
     """
+    with torch.autocast(u.device.type, enabled=False):
+        return _blocked_scan(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunk_size, initial_state
+        )
+
+
+def _blocked_scan(
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunk_size, initial_state
+):  # fmt: skip
     _check_scan_shapes(u, A, B, C)
     batch, dim, length = u.shape
     B, C = _grouped(B), _grouped(C)
@@ -302,20 +281,28 @@ def selective_scan(
     delta_softplus=False,
     return_last_state=False,
     initial_state=None,
+    kernel="auto",
 ):
-    """Run the selective scan with the best implementation for where the tensors live."""
+    """Run the selective scan with the implementation `kernel` asks for ("auto", "mamba_ssm", "triton", "torch";
+    the environment variable STORM_MAMBA_KERNEL overrides it): see `kernel_choice`."""
     _check_scan_shapes(u, A, B, C)
-    kernel = None
-    # what mamba_ssm's kernel supports (it takes no initial state)
-    if u.dtype in _KERNEL_DTYPES and A.shape[-1] <= 256 and initial_state is None:
-        kernel = _use_kernel(u, "mamba_ssm.ops.selective_scan_interface", "selective_scan_fn", "mamba_ssm")
-    if kernel is None:
-        return selective_scan_blocked(
-            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state=initial_state
-        )
+    if u.dtype not in _KERNEL_DTYPES:
+        mamba_ssm_unsupported = f"{u.dtype} inputs"
+    elif A.shape[-1] > 256:
+        mamba_ssm_unsupported = f"d_state {A.shape[-1]} (at most 256)"
+    elif initial_state is not None:
+        mamba_ssm_unsupported = "an initial state (its kernel always starts from zeros)"
+    else:
+        mamba_ssm_unsupported = None
+    choice = choose_kernel("selective_scan", kernel, u, {"mamba_ssm": mamba_ssm_unsupported})
+    arguments = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if choice == "torch":
+        return selective_scan_blocked(*arguments, initial_state=initial_state)
+    if choice == "triton":
+        return selective_scan_triton(*arguments, initial_state=initial_state)
     # The kernel wants u, delta, B, C and z in one input dtype, A, D and delta_bias in fp32 (unit last stride;
     # its wrapper makes u, delta, B, C, z contiguous when they are not).
-    return kernel(
+    return cuda_kernel("selective_scan")[0](
         u,
         delta.to(u.dtype),
         A.float(),
@@ -335,11 +322,13 @@ def _check_activation(activation) -> None:
 
 
 def causal_conv1d_reference(x, weight, bias=None, activation=None):
-    """Depthwise causal convolution: x (batch, dim, L), weight (dim, width), bias (dim,). fp32 math, x's dtype out."""
+    """Depthwise causal convolution: x (batch, dim, L), weight (dim, width), bias (dim,). fp32 math (also under
+    autocast), x's dtype out."""
     _check_activation(activation)
     width = weight.shape[-1]
     bias = None if bias is None else bias.float()
-    out = F.conv1d(x.float(), weight.float().unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])
+    with torch.autocast(x.device.type, enabled=False):
+        out = F.conv1d(x.float(), weight.float().unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])
     out = out[..., : x.shape[-1]]
     return (out if activation is None else F.silu(out)).to(x.dtype)
 
@@ -373,18 +362,25 @@ def causal_conv1d_shifted(x, weight, bias=None, activation=None, chunk_size=128)
     return out
 
 
-def causal_conv1d(x, weight, bias=None, activation=None):
-    """Depthwise causal convolution with causal_conv1d's kernel on CUDA (widths 2-4), else `causal_conv1d_shifted`."""
+def causal_conv1d(x, weight, bias=None, activation=None, kernel="auto"):
+    """Depthwise causal convolution with the implementation `kernel` asks for (see `selective_scan`): causal_conv1d's
+    CUDA kernel (widths 2-4), the Triton kernel, or `causal_conv1d_shifted`."""
     _check_activation(activation)
     if weight.dim() != 2 or weight.shape[0] != x.shape[1]:
         raise ValueError(f"weight must be (dim, width) with dim = {x.shape[1]}, got {tuple(weight.shape)}")
-    kernel = None
-    if x.dtype in _KERNEL_DTYPES and 2 <= weight.shape[-1] <= 4:  # what causal_conv1d's kernel supports
-        kernel = _use_kernel(x, "causal_conv1d", "causal_conv1d_fn", "causal_conv1d")
-    if kernel is None:
+    if x.dtype not in _KERNEL_DTYPES:
+        cuda_unsupported = f"{x.dtype} inputs"
+    elif not 2 <= weight.shape[-1] <= 4:
+        cuda_unsupported = f"width {weight.shape[-1]} (2 to 4)"
+    else:
+        cuda_unsupported = None
+    choice = choose_kernel("causal_conv1d", kernel, x, {"mamba_ssm": cuda_unsupported})
+    if choice == "torch":
         return causal_conv1d_shifted(x, weight, bias, activation)
+    if choice == "triton":
+        return causal_conv1d_triton(x, weight, bias, activation)
     # The kernel reads x with unit stride along L (or along dim, with extra constraints), and bias in weight's dtype.
-    return kernel(
+    return cuda_kernel("causal_conv1d")[0](
         x if x.stride(-1) == 1 else x.contiguous(),
         weight,
         None if bias is None else bias.to(weight.dtype).contiguous(),
