@@ -120,12 +120,12 @@ class StormProcessor(ProcessorMixin):
             if stride is not None:
                 data["temporal_sampling_stride"] = stride
             expansions[self.video_token_id] = [
-                self._expansion(self.video_token_id, self.video_processor.num_video_slots(count, stride))
+                self.expand_placeholder(self.video_token_id, self.video_processor.num_video_slots(count, stride))
                 for count in data["video_frame_counts"].tolist()
             ]
         if images:
             data.update(self.video_processor.preprocess_images(images))
-            expansions[self.image_token_id] = [self._expansion(self.image_token_id, 1)] * len(images)
+            expansions[self.image_token_id] = [self.expand_placeholder(self.image_token_id, 1)] * len(images)
         text_kwargs = output_kwargs["text_kwargs"]
         return_tensors = text_kwargs.pop("return_tensors", None)
         return_mm_types = text_kwargs.pop("return_mm_token_type_ids", output_kwargs.get("return_mm_token_type_ids", False))
@@ -142,8 +142,9 @@ class StormProcessor(ProcessorMixin):
                     f"were passed. Put one {token} where each {kind} goes, in the order the {kind}s are passed."
                 )
 
-    def _expansion(self, token_id: int, slots: int) -> list[int]:
-        """`slots` times: `tokens_per_frame` placeholder tokens, then one frame separator."""
+    def expand_placeholder(self, token_id: int, slots: int) -> list[int]:
+        """The token ids one placeholder becomes: `slots` times `tokens_per_frame` placeholder tokens, then one frame
+        separator."""
         return ([token_id] * self.video_processor.tokens_per_frame + [self.frame_separator_id]) * slots
 
     def _tokenize(
