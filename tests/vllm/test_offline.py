@@ -1,6 +1,8 @@
 """STORM in vLLM's offline engine (`LLM`) against transformers' `generate` on the same Hub folder: the same prompt
 tokens (so the same video token counts) and token-for-token the same greedy answers."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +22,8 @@ REQUESTS = [
 def llm(storm_folder, videos):
     from vllm import LLM
 
+    # The engine and its worker in this process (no spawned processes to start: the server test runs those).
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     engine = LLM(
         model=str(storm_folder),
         max_model_len=MAX_MODEL_LEN,
@@ -28,11 +32,13 @@ def llm(storm_folder, videos):
         seed=0,
         allowed_local_media_path=str(videos["red"].parent),
         limit_mm_per_prompt={"video": 2, "image": 1},
+        distributed_executor_backend="uni",
     )
     try:
         yield engine
     finally:
         engine.llm_engine.engine_core.shutdown()
+        del os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"]
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +120,15 @@ def test_missing_video_file_is_refused(llm, prompt, tmp_path):
 def test_frame_count_not_a_multiple_of_k_is_refused(llm, prompt, videos):
     with pytest.raises(ValueError, match="not a multiple of the model's temporal pool size 4"):
         llm.generate([_request(prompt, str(videos["red"]), {"num_frames": 10})], _greedy())
+
+
+def test_an_image_matches_transformers(llm, reference):
+    processor, image = reference.processor, square_video(*VIDEOS["green"])[0]
+    chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which colour is it?"}]}]
+    prompt = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    (output,) = llm.generate([{"prompt": prompt, "multi_modal_data": {"image": image}}], _greedy())
+    inputs = processor(text=prompt, images=[image], return_tensors="pt")
+    with torch.no_grad():
+        expected = reference.model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    assert output.prompt_token_ids == inputs["input_ids"][0].tolist()
+    assert list(output.outputs[0].token_ids) == expected[0, inputs["input_ids"].shape[1] :].tolist()
