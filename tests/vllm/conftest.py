@@ -1,22 +1,19 @@
 """Fixtures of the vLLM tests: a tiny STORM Hub folder, videos, transformers' reference answers.
 
-They run in a virtual environment with vLLM (`.ci/vllm` builds one with vLLM's CPU build) and are skipped elsewhere.
+They run in a virtual environment with vLLM (`.ci/vllm` builds one with vLLM's CPU build); each test module skips
+itself elsewhere (`vllm_testing.require_vllm`).
 """
 
 import os
 
 import pytest
 
-# A `vllm` folder of tests is importable as a namespace package when vLLM is not installed: ask for a real module.
-pytest.importorskip("vllm.entrypoints.llm", reason="vLLM is not installed (see .ci/vllm)")
-
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache: the tiny model needs little
 os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
 
-from vllm_testing import TEXT, TransformersReference, write_videos  # noqa: E402
+from vllm_testing import CORPUS, TEXT, TransformersReference, write_videos  # noqa: E402
 
 from storm_hf.benchmarking.hub_folder import write_random_storm  # noqa: E402
-from vllm_testing import CORPUS  # noqa: E402
 
 
 @pytest.fixture(scope="session")

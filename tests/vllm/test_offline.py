@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 import torch
-from vllm_testing import MAX_MODEL_LEN, NEW_TOKENS, VIDEOS, messages, square_video
+from vllm_testing import MAX_MODEL_LEN, NEW_TOKENS, VIDEOS, messages, require_vllm, square_video
+
+require_vllm()
 
 # (video, mm_processor_kwargs): different lengths, frame settings and test-time strides.
 REQUESTS = [

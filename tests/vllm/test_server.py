@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import PIL.Image
 import pytest
-from vllm_testing import MAX_MODEL_LEN, NEW_TOKENS, VIDEOS, messages, square_video
+from vllm_testing import MAX_MODEL_LEN, NEW_TOKENS, VIDEOS, messages, require_vllm, square_video
+
+require_vllm()
 
 HOST = "127.0.0.1"
 STARTUP_SECONDS = 600

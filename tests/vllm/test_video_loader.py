@@ -2,8 +2,11 @@
 belong in mm_processor_kwargs."""
 
 import pytest
+from vllm_testing import require_vllm
 
-from storm_hf.vllm.video_loader import BACKEND, DeferredVideo, StormVideoLoader
+require_vllm()
+
+from storm_hf.vllm.video_loader import BACKEND, DeferredVideo, StormVideoLoader  # noqa: E402
 
 
 def test_a_fetched_video_stays_encoded(videos):

@@ -1,9 +1,16 @@
 """Shared by the vLLM tests: the tiny STORM they serve, its videos, and transformers' answers to compare with."""
 
 import numpy as np
+import pytest
 import torch
 
 from storm_hf.data.video_writer import write_video
+
+def require_vllm() -> None:
+    """Skip the calling test module where vLLM is not installed. (This `vllm` folder of tests is importable as a
+    namespace package named `vllm` then, so ask for a real module.)"""
+    pytest.importorskip("vllm.entrypoints.llm", reason="vLLM is not installed (see .ci/vllm)")
+
 
 CORPUS = [
     "What happens in this video? A square moves to the right, then it stops.",
