@@ -105,7 +105,7 @@ MUTANTS = (
     Mutant(
         "stride-not-reaching-model",
         "the processor counts tokens with the caller's sampling stride but does not pass it on to the model",
-        (Edit(PROCESSOR, '                data["temporal_sampling_stride"] = stride\n', "                pass\n"),),
+        (Edit(PROCESSOR, '            processed["temporal_sampling_stride"] = int(stride)\n', "            pass\n"),),
         ("tests/processors/test_model_agreement.py", "tests/processors/test_processing_storm.py"),
     ),
     Mutant(
@@ -114,9 +114,9 @@ MUTANTS = (
         (
             Edit(
                 PROCESSOR,
-                "return ([token_id] * self.video_processor.tokens_per_frame + [self.frame_separator_id]) * slots\n",
-                "return ([token_id] * self.video_processor.tokens_per_frame + [self.frame_separator_id]) * slots"
-                " + [token_id]\n",
+                "return (self.video_token * self.video_processor.tokens_per_frame + self.frame_separator) * slots\n",
+                "return (self.video_token * self.video_processor.tokens_per_frame + self.frame_separator) * slots"
+                " + self.video_token\n",
             ),
         ),
         ("tests/processors/test_processing_storm.py", "tests/processors/test_model_agreement.py"),
@@ -127,13 +127,14 @@ MUTANTS = (
         (
             Edit(
                 MODELING,
-                "if all(count == max_frames for count in counts):  # no padding",
-                "if True:  # no padding",
+                "if all(count == max_frames for count in counts):  # no padding: a view of the pixels, not a copy",
+                "if True:  # no padding: a view of the pixels, not a copy",
             ),
             Edit(
                 MODELING,
-                "tokens = self._encode_clips(features, counts, temporal_sampling_stride)\n",
-                "tokens = self._encode_clips(features, [max_frames] * num_videos, temporal_sampling_stride)\n"
+                "tokens = self.encode_video_frames(frames, counts, [temporal_sampling_stride] * num_videos)\n",
+                "tokens = self.encode_video_frames(frames, [max_frames] * num_videos,"
+                " [temporal_sampling_stride] * num_videos)\n"
                 "        grids = [self.temporal_encoder.output_grid(c, self.config.vision_grid_size, temporal_sampling_stride)"
                 " for c in counts]\n"
                 "        tokens = [t[: slots * side * side] for t, (slots, side) in zip(tokens, grids)]\n",

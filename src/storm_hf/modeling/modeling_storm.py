@@ -145,13 +145,12 @@ class StormPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
 
-class StormModel(StormPreTrainedModel):
-    def __init__(self, config: StormConfig):
-        super().__init__(config)
-        self.vision_tower = AutoModel.from_config(config.vision_config)
-        self.temporal_encoder = StormTemporalEncoder(config.temporal_config)
-        self.language_model = AutoModel.from_config(config.text_config)
-        self.post_init()
+class StormVisualEncoding:
+    """The visual path shared by [`StormModel`] and serving engines that run STORM's vision side as it is: frames
+    through `vision_tower` up to `vision_feature_layer`, then `temporal_encoder` per clip.
+
+    Needs `config` ([`StormConfig`]), `vision_tower` and `temporal_encoder` on the instance.
+    """
 
     @property
     def _num_vision_layers(self) -> int:
@@ -161,12 +160,6 @@ class StormModel(StormPreTrainedModel):
         if not 0 < count <= total:
             raise ValueError(f"vision_feature_layer={layer} is outside the vision tower's {total} layers.")
         return count
-
-    def get_input_embeddings(self):
-        return self.language_model.get_input_embeddings()
-
-    def set_input_embeddings(self, value):
-        self.language_model.set_input_embeddings(value)
 
     def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, G, G, C) patch features, `vision_chunk_size` frames at a time."""
@@ -189,12 +182,13 @@ class StormModel(StormPreTrainedModel):
             features[start : start + len(hidden)] = hidden.view(len(hidden), side, side, -1)
         return features
 
-    def _encode_clips(self, features: torch.Tensor, frame_counts: list[int], stride) -> list[torch.Tensor]:
-        """Per-clip frame features (sum T, G, G, C) -> per-clip tokens [(T'*S*S, D)], clips of equal length batched."""
+    def _encode_clips(self, features: torch.Tensor, frame_counts: list[int], strides: list) -> list[torch.Tensor]:
+        """Per-clip frame features (sum T, G, G, C) -> per-clip tokens [(T'*S*S, D)]; clips of equal length and
+        stride are batched. `strides` holds one temporal sampling stride (or None for the config's) per clip."""
         clips = torch.split(features, frame_counts)
         outputs: list[torch.Tensor | None] = [None] * len(clips)
-        for length in sorted(set(frame_counts)):
-            members = [i for i, count in enumerate(frame_counts) if count == length]
+        for length, stride in sorted(set(zip(frame_counts, strides)), key=str):
+            members = [i for i, key in enumerate(zip(frame_counts, strides)) if key == (length, stride)]
             if len(members) == len(clips):  # every clip has this length: a view of the features, not a copy
                 grid = features.view(len(clips), length, *features.shape[1:])  # (b, T, G, G, C)
             else:
@@ -203,6 +197,18 @@ class StormModel(StormPreTrainedModel):
             for i, tokens in zip(members, encoded.flatten(1, 3)):  # (b, T'*S*S, D)
                 outputs[i] = tokens
         return outputs
+
+    def encode_video_frames(self, frames: torch.Tensor, frame_counts: list[int], strides: list) -> list[torch.Tensor]:
+        """Videos given as their frames one after another, `frames` (sum T, 3, H, W) with `frame_counts` [T_i], and
+        one temporal sampling stride per video -> one `(T'_i * S * S, hidden)` tensor of tokens per video."""
+        pool = self.config.temporal_config.temporal_pool_size
+        bad = [c for c in frame_counts if c % pool]
+        if bad:
+            raise ValueError(
+                f"Videos must have a multiple of temporal_pool_size={pool} frames; got frame counts {frame_counts}. "
+                "The processor delivers valid counts: pass num_frames as a multiple of it."
+            )
+        return self._encode_clips(self._encode_frames(frames), frame_counts, strides)
 
     def get_video_features(
         self,
@@ -231,19 +237,11 @@ class StormModel(StormPreTrainedModel):
                     f"video_frame_counts {counts} does not fit pixel_values_videos with {num_videos} videos of at "
                     f"most {max_frames} frames."
                 )
-        pool = self.config.temporal_config.temporal_pool_size
-        bad = [c for c in counts if c % pool]
-        if bad:
-            raise ValueError(
-                f"Videos must have a multiple of temporal_pool_size={pool} frames; got frame counts {counts}. "
-                "The processor delivers valid counts: pass num_frames as a multiple of it."
-            )
         if all(count == max_frames for count in counts):  # no padding: a view of the pixels, not a copy
             frames = pixel_values_videos.flatten(0, 1)  # (N*T, 3, H, W)
         else:
             frames = torch.cat([video[:count] for video, count in zip(pixel_values_videos, counts)])  # (sum T, 3, H, W)
-        features = self._encode_frames(frames)
-        tokens = self._encode_clips(features, counts, temporal_sampling_stride)
+        tokens = self.encode_video_frames(frames, counts, [temporal_sampling_stride] * num_videos)
         return BaseModelOutputWithPooling(pooler_output=tuple(tokens))
 
     def get_image_features(self, pixel_values: torch.FloatTensor, **kwargs) -> BaseModelOutputWithPooling:
@@ -253,8 +251,23 @@ class StormModel(StormPreTrainedModel):
                 f"pixel_values must be (num_images, channels, height, width), got shape {tuple(pixel_values.shape)}."
             )
         features = self._encode_frames(pixel_values)
-        tokens = self._encode_clips(features, [1] * len(pixel_values), None)
+        tokens = self._encode_clips(features, [1] * len(pixel_values), [None] * len(pixel_values))
         return BaseModelOutputWithPooling(pooler_output=tuple(tokens))
+
+
+class StormModel(StormVisualEncoding, StormPreTrainedModel):
+    def __init__(self, config: StormConfig):
+        super().__init__(config)
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.temporal_encoder = StormTemporalEncoder(config.temporal_config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
 
     def _describe_videos(self, pixel_values_videos, video_frame_counts, stride) -> str:
         temporal = self.config.temporal_config
@@ -496,4 +509,5 @@ __all__ = [
     "StormModel",
     "StormPreTrainedModel",
     "StormTemporalEncoder",
+    "StormVisualEncoding",
 ]
