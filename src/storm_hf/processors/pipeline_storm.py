@@ -7,7 +7,7 @@ pipelines. Hub code: imports only transformers' public API.
 from transformers import Pipeline
 
 # Frame-selection settings the pipeline passes to the processor.
-PROCESSOR_KWARGS = ("num_frames", "fps", "max_frames", "min_frames", "temporal_sampling_stride")
+PROCESSOR_KWARGS = ("num_frames", "fps", "max_frames", "min_frames", "temporal_sampling_stride", "max_video_tokens")
 # Used when neither the call nor the model's generation config bounds the answer's length.
 DEFAULT_MAX_NEW_TOKENS = 256
 
@@ -37,8 +37,9 @@ class StormVideoTextToTextPipeline(Pipeline):
     pipe(text=[{"role": "user", "content": [{"type": "video", "path": "clip.mp4"}, {"type": "text", "text": "..."}]}])
     ```
     Accepts one conversation, a list of conversations, `text=` + `videos=` (one each or equal-length lists).
-    Frame settings (`num_frames`, `fps`, `max_frames`, `min_frames`, `temporal_sampling_stride`) go to the
-    processor, generation settings (`max_new_tokens`, `do_sample`, ... or `generate_kwargs=`) to `generate`.
+    Frame settings (`num_frames`, `fps`, `max_frames`, `min_frames`, `temporal_sampling_stride`, and
+    `max_video_tokens`, a token budget per video that picks the stride) go to the processor, generation settings
+    (`max_new_tokens`, `do_sample`, ... or `generate_kwargs=`) to `generate`.
     Each input gives `[{"input_text": messages, "generated_text": answer}]`; with `return_full_text=True` the generated text
     is the whole conversation with the answer appended as an assistant message.
     """

@@ -54,8 +54,9 @@ class StormProcessor(ProcessorMixin):
     r"""
     Wraps a tokenizer and a [`StormVideoProcessor`]. Text holds one `video_token` per video and one `image_token` per
     image; the processor returns `input_ids`, `attention_mask`, `pixel_values_videos` (num_videos, T_max, 3, H, W),
-    `video_frame_counts` (num_videos,), `pixel_values` (num_images, 3, H, W), and `temporal_sampling_stride` when the
-    caller passed one, so that `model.generate(**inputs)` uses the same stride the tokens were counted with.
+    `video_frame_counts` (num_videos,), `pixel_values` (num_images, 3, H, W), and `temporal_sampling_stride` (an int)
+    when the caller passed one or a `max_video_tokens` budget chose it, so that `model.generate(**inputs)` uses the
+    same stride the tokens were counted with.
 
     Batches are padded on the left by default (ready for generation).
 
@@ -116,7 +117,8 @@ class StormProcessor(ProcessorMixin):
         data, expansions = {}, {self.video_token_id: [], self.image_token_id: []}
         if videos:
             data.update(self.video_processor(videos, **videos_kwargs))
-            stride = videos_kwargs.get("temporal_sampling_stride")
+            # the stride a `max_video_tokens` budget chose (in `data`), or the one the caller gave
+            stride = data.get("temporal_sampling_stride", videos_kwargs.get("temporal_sampling_stride"))
             if stride is not None:
                 data["temporal_sampling_stride"] = stride
             expansions[self.video_token_id] = [
@@ -131,7 +133,9 @@ class StormProcessor(ProcessorMixin):
         return_mm_types = text_kwargs.pop("return_mm_token_type_ids", output_kwargs.get("return_mm_token_type_ids", False))
         text_kwargs.pop("return_text_replacement_offsets", None)  # offsets already refer to the unexpanded text
         data.update(self._tokenize(texts, expansions, text_kwargs, return_mm_types))
-        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=["video_metadata"])
+        return BatchFeature(
+            data, tensor_type=return_tensors, skip_tensor_conversion=["video_metadata", "temporal_sampling_stride"]
+        )
 
     def _check_placeholders(self, texts: list[str], num_videos: int, num_images: int) -> None:
         for token, given, kind in ((self.video_token, num_videos, "video"), (self.image_token, num_images, "image")):
