@@ -38,6 +38,18 @@ def test_train_tiny_writes_a_loadable_model(tmp_path, temporal_layers):
     answers = evaluate_rows(model, processor, rows, num_frames=16, stride=2)
     assert len(answers) == 4 and set(accuracy(rows, answers)) >= {"overall"}
 
+    # evaluate-tiny on the test split: s = 8 is skipped at 16 frames (4 temporal slots), kept at 32 (8 slots)
+    results, plot = tmp_path / "accuracy.json", tmp_path / "accuracy.png"
+    argv = ["evaluate-tiny", "--model", f"tiny={out / 'model'}", "--data", str(tmp_path / "test"), "--test-size", "4",
+            "--frames", "16,32", "--strides", "1,8", "--json", str(results), "--plot", str(plot)]
+    assert main(argv) == 0
+    report = json.loads(results.read_text())
+    assert {frames: list(by_stride) for frames, by_stride in report["accuracy"]["tiny"].items()} == {
+        "16": ["1"], "32": ["1", "8"]
+    }
+    assert [report["accuracy"]["tiny"]["32"][s]["video_tokens"] for s in ("1", "8")] == [32, 4]
+    assert plot.stat().st_size > 0
+
 
 def test_curriculum_text_round_trips_and_bad_stages_are_named():
     stages = parse_curriculum("direction=8, direction+flash_count=16,all=32")
