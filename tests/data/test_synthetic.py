@@ -162,6 +162,24 @@ def test_32_frame_videos_render_the_same_kinds_of_scenes(tmp_path):
     assert_answers_readable(list(load_jsonl_dataset(path)), 32)
 
 
+def test_128_frame_videos_render_the_same_kinds_of_scenes(tmp_path):
+    path = write_dataset(8, 300, tmp_path, split="test", num_frames=128, frame_size=SIZE)
+    assert_answers_readable(list(load_jsonl_dataset(path)), 128)
+
+
+@pytest.mark.parametrize("frames", [64, 128])
+def test_events_of_long_clips_fall_anywhere_in_the_clip(frames):
+    # every quarter of the clip holds events of every event-placed type, and the first showing is not always early
+    quarters = {name: Counter() for name in ("first_appearance", "flash_count", "single_frame_colour")}
+    for index in range(240):
+        question, _ = make_sample("validation", index, num_frames=frames)
+        if question.question_type in quarters:
+            quarters[question.question_type].update(4 * frame // frames for frame in question.event_frames)
+    for name, counts in quarters.items():
+        assert sorted(counts) == [0, 1, 2, 3], (name, counts)
+        assert min(counts.values()) >= 0.1 * sum(counts.values()), (name, counts)
+
+
 def test_jsonl_rows_follow_the_training_format(dataset_16):
     out, dataset = dataset_16
     lines = (out / "train.jsonl").read_text().splitlines()

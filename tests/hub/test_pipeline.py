@@ -39,6 +39,14 @@ def test_chat_input_passes_frame_settings_to_the_processor(pipe, tiny_model_and_
     assert result["input_text"] == chat(video_file)
 
 
+def test_a_token_budget_gives_the_answer_of_the_stride_it_picks(pipe, tiny_model_and_processor, video_file):
+    # 16 frames at k = 4 are 4 slots of 4 tokens: a budget of 8 keeps 2 slots, at s = 2
+    [result] = pipe(text=chat(video_file), max_new_tokens=5, num_frames=16, max_video_tokens=8, return_full_text=False)
+    model, processor = tiny_model_and_processor
+    strided = direct_answer(model, processor, video_file, num_frames=16, temporal_sampling_stride=2)
+    assert result["generated_text"] == strided
+
+
 def test_text_and_videos_input_is_the_same_as_the_chat(pipe, video_file):
     from_text = pipe(text=QUESTION, videos=str(video_file), num_frames=FRAMES, max_new_tokens=5, return_full_text=False)
     from_chat = pipe(text=chat(video_file), num_frames=FRAMES, max_new_tokens=5, return_full_text=False)

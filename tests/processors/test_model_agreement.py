@@ -65,3 +65,20 @@ def test_generate_takes_the_processor_output_as_is(tiny_config, tokenizer, make_
     # The stride travelled with the batch: without it the model would expect twice the video tokens.
     with pytest.raises(ValueError, match="video placeholder tokens but the video features have"):
         model(**{key: value for key, value in inputs.items() if key != "temporal_sampling_stride"})
+
+
+def test_the_stride_a_budget_chose_reaches_the_model(tiny_config, tokenizer, make_video):
+    model, processor = tiny_pair(tiny_config, tokenizer, k=2, p=1)
+    inputs = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "video", "path": str(make_video(60))}, {"type": "text", "text": "Why?"}]}],
+        add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+        processor_kwargs={"num_frames": 16, "max_video_tokens": 12},  # 8 slots of 4 tokens: 3 slots fit, s = 3
+    )
+    assert inputs["temporal_sampling_stride"] == 3
+    with torch.no_grad():
+        features = model.get_video_features(
+            inputs["pixel_values_videos"], inputs["video_frame_counts"], inputs["temporal_sampling_stride"]
+        ).pooler_output
+        output = model.generate(**inputs, max_new_tokens=2, do_sample=False)
+    assert [len(f) for f in features] == [int((inputs["input_ids"] == processor.video_token_id).sum())] == [12]
+    assert output.shape == (1, inputs["input_ids"].shape[1] + 2)

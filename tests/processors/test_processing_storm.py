@@ -76,6 +76,27 @@ def test_stride_reaches_the_batch_only_when_given(processor, make_video):
     assert plain["input_ids"][0].count(processor.video_token_id) == 4 * 4
 
 
+def test_a_token_budget_sets_the_stride_the_placeholders_are_counted_at(processor, make_video):
+    # k = 2, 4 tokens per slot: 16 frames are 8 slots; a budget of 16 tokens keeps 4 of them, at s = 2
+    out = processor(text="<|video_pad|>Describe.", videos=make_video(60), num_frames=16, max_video_tokens=16,
+                    return_tensors="pt")
+    assert out["temporal_sampling_stride"] == 2 and type(out["temporal_sampling_stride"]) is int
+    ids = out["input_ids"][0].tolist()
+    assert [length for _, length in runs(ids, processor.video_token_id)] == [4] * 4
+    explicit = processor(text="<|video_pad|>Describe.", videos=make_video(60), num_frames=16, max_video_tokens=16,
+                         temporal_sampling_stride=4)
+    assert explicit["temporal_sampling_stride"] == 4 and explicit["input_ids"][0].count(processor.video_token_id) == 8
+
+
+def test_a_token_budget_from_the_chat_template(processor, make_video):
+    inputs = processor.apply_chat_template(
+        conversation(make_video(60)), add_generation_prompt=True, tokenize=True, return_dict=True,
+        return_tensors="pt", processor_kwargs={"num_frames": 16, "max_video_tokens": 8},
+    )
+    assert inputs["temporal_sampling_stride"] == 4
+    assert int((inputs["input_ids"] == processor.video_token_id).sum()) == 8
+
+
 # ----- chat template -----
 
 

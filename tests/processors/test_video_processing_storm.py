@@ -218,3 +218,75 @@ def test_token_count_refuses_what_the_model_cannot_use():
         processor.num_video_tokens(8, 0)
     with pytest.raises(ValueError, match="temporal_pool_size must be an integer >= 1, got 0"):
         StormVideoProcessor(temporal_pool_size=0)
+
+
+# ----- token budget -----
+
+
+@pytest.mark.parametrize(
+    "frames, budget, stride",
+    [
+        (16, 16, 1),  # 4 slots of 4 tokens: the budget is met without sampling
+        (32, 16, 2),  # 8 slots -> 4
+        (64, 16, 4),
+        (128, 16, 8),
+        (64, 19, 4),  # a budget between two counts rounds down to whole slots
+        (48, 16, 3),  # 12 slots: s = 3 keeps 0, 3, 6, 9 (no stride needs to divide the slots)
+        (64, 4, 16),  # one slot: the fewest tokens a video can give
+        (64, 1000, 1),
+    ],
+)
+def test_a_budget_picks_the_smallest_stride_that_fits(frames, budget, stride):
+    processor = StormVideoProcessor(size={"height": 32, "width": 32}, patch_size=8, temporal_pool_size=4)
+    assert processor.stride_for_budget(frames, budget) == stride
+    assert processor.num_video_tokens(frames, stride) <= budget
+    if stride > 1:
+        assert processor.num_video_tokens(frames, stride - 1) > budget
+
+
+def test_max_video_tokens_returns_the_chosen_stride_and_counts(video_processor, make_video):
+    # k = 2, 4 tokens per slot: 16 frames are 8 slots = 32 tokens; a budget of 10 fits 2 slots, at s = 4
+    out = video_processor(make_video(60), num_frames=16, max_video_tokens=10, return_metadata=True)
+    assert out["temporal_sampling_stride"] == 4 and type(out["temporal_sampling_stride"]) is int
+    metadata = out["video_metadata"][0]
+    assert (metadata.temporal_sampling_stride, metadata.num_video_tokens) == (4, 8)
+    # without a budget nothing is chosen; the metadata still says what the video gives at the default stride
+    plain = video_processor(make_video(60), num_frames=16, return_metadata=True)
+    assert "temporal_sampling_stride" not in plain
+    assert (plain["video_metadata"][0].temporal_sampling_stride, plain["video_metadata"][0].num_video_tokens) == (1, 32)
+
+
+def test_an_explicit_stride_wins_over_the_budget(video_processor):
+    out = video_processor(
+        index_frames(16), num_frames=16, max_video_tokens=8, temporal_sampling_stride=2, return_metadata=True
+    )
+    assert "temporal_sampling_stride" not in out  # the caller's own stride: nothing was chosen
+    assert out["video_metadata"][0].num_video_tokens == 16  # over the budget, as the caller asked
+
+
+def test_a_batch_shares_the_stride_its_longest_video_needs(video_processor, make_video):
+    # fps sampling: 60 frames at 30 fps -> 2 s -> 8 frames at 4 fps; 300 frames -> 10 s -> 40 frames
+    out = video_processor(
+        [make_video(60), make_video(300, gop_size=30)], fps=4, max_video_tokens=8, return_metadata=True
+    )
+    assert out["video_frame_counts"].tolist() == [8, 40]
+    assert out["temporal_sampling_stride"] == 10  # 20 slots -> 2; the short video's 4 slots would need only 2
+    assert [m.num_video_tokens for m in out["video_metadata"]] == [4, 8]
+
+
+def test_an_impossible_budget_names_the_least_it_can_do(video_processor):
+    with pytest.raises(ValueError, match=re.escape("max_video_tokens=3 is below the fewest video tokens this model "
+                                                   "gives a video: 4, one temporal slot (temporal_sampling_stride=8 "
+                                                   "for 16 frames). Pass max_video_tokens >= 4.")):
+        video_processor(index_frames(16), num_frames=16, max_video_tokens=3)
+    with pytest.raises(ValueError, match="max_video_tokens must be an integer >= 1, got 0"):
+        video_processor(index_frames(16), num_frames=16, max_video_tokens=0)
+
+
+def test_a_saved_budget_is_the_default(tmp_path):
+    processor = StormVideoProcessor(**TINY_VIDEO_PROCESSOR, max_video_tokens=8)
+    processor.save_pretrained(tmp_path)
+    loaded = StormVideoProcessor.from_pretrained(tmp_path)
+    assert loaded.max_video_tokens == 8
+    assert loaded(index_frames(16), num_frames=16)["temporal_sampling_stride"] == 4
+    assert "temporal_sampling_stride" not in loaded(index_frames(16), num_frames=16, max_video_tokens=None)

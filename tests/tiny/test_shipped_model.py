@@ -78,6 +78,18 @@ def test_demo_on_a_given_video_and_question(sample, capsys):
     assert "8 reached the LLM (temporal pooling k=4, sampling s=2)" in out
 
 
+def test_demo_with_a_token_budget_shows_the_stride_it_chose(capsys):
+    assert main(["demo", "--index", "1000001", "--frames", "64", "--max-video-tokens", "16"]) == 0
+    fields = dict(line.split(":", 1) for line in capsys.readouterr().out.strip().splitlines())
+    assert fields["frames used"].strip() == "64 of 64: [0, 1, 2, 3, 4, 5, 6, 7, ..., 60, 61, 62, 63]"
+    assert fields["video tokens"].strip() == (
+        "16 reached the LLM (temporal pooling k=4, sampling s=4, the smallest stride within --max-video-tokens 16) "
+        "vs 256 without reduction (64 frames x 4 tokens)"
+    )
+    assert main(["demo", "--index", "1000001", "--frames", "64", "--max-video-tokens", "3"]) == 2
+    assert "max_video_tokens=3 is below the fewest video tokens this model gives a video: 4" in capsys.readouterr().err
+
+
 def test_demo_bad_video_path_is_a_clear_error(tmp_path, capsys):
     missing = tmp_path / "nope.mp4"
     assert main(["demo", "--video", str(missing), "--question", "What happens?"]) == 2

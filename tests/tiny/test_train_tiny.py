@@ -12,28 +12,43 @@ from storm_hf.cli import main
 from storm_hf.data.questions import QUESTION_TYPES
 from storm_hf.processors.processing_storm import StormProcessor
 from storm_hf.tiny.evaluation import accuracy, evaluate_rows, load_rows
-from storm_hf.tiny.scene_stream import SceneStream, Stage
+from storm_hf.tiny.scene_stream import Clip, SceneStream, Stage
 from storm_hf.tiny.recipe import build_processor
-from storm_hf.tiny.training import StrideMixingCollator, format_curriculum, parse_curriculum
+from storm_hf.tiny.training import ClipCollator, format_clips, format_curriculum, parse_clips, parse_curriculum
 
 
 @pytest.mark.parametrize("temporal_layers", [2, 0])
 def test_train_tiny_writes_a_loadable_model(tmp_path, temporal_layers):
     out = tmp_path / "run"
     argv = ["train-tiny", "--out", str(out), "--temporal-layers", str(temporal_layers), "--curriculum",
-            "direction=4,all=4", "--validation-size", "4", "--eval-every", "1", "--batch-size", "4", "--num-workers", "0"]
+            "direction=4,all=4", "--clips", "16x1,32x2", "--validation-clips", "16x2,32x2", "--validation-size", "4",
+            "--eval-every", "1", "--batch-size", "4", "--num-workers", "0"]
     assert main(argv) == 0
 
     summary = json.loads((out / "validation.json").read_text())
-    assert summary["temporal_layers"] == temporal_layers
+    assert summary["temporal_layers"] == temporal_layers and summary["clips"] == "16x1,32x2"
     assert summary["steps"] == 2 and [point["step"] for point in summary["validation"]] == [1, 2]
-    assert set(summary["validation"][-1]["s2"]) == {"overall", *QUESTION_TYPES}
+    assert set(summary["validation"][-1]) == {"step", "samples", "f16_s2", "f32_s2"}
+    assert set(summary["validation"][-1]["f32_s2"]) == {"overall", *QUESTION_TYPES}
+    assert [row["num_frames"] for row in load_rows(out / "data" / "frames32" / "validation.jsonl")] == [32] * 4
     model = StormForConditionalGeneration.from_pretrained(out / "model")
     assert len(model.model.temporal_encoder.layers) == temporal_layers
     processor = StormProcessor.from_pretrained(out / "model")
-    rows = load_rows(out / "data" / "validation.jsonl")
+    rows = load_rows(out / "data" / "frames16" / "validation.jsonl")
     answers = evaluate_rows(model, processor, rows, num_frames=16, stride=2)
     assert len(answers) == 4 and set(accuracy(rows, answers)) >= {"overall"}
+
+    # evaluate-tiny on the test split: s = 8 is skipped at 16 frames (4 temporal slots), kept at 32 (8 slots)
+    results, plot = tmp_path / "accuracy.json", tmp_path / "accuracy.png"
+    argv = ["evaluate-tiny", "--model", f"tiny={out / 'model'}", "--data", str(tmp_path / "test"), "--test-size", "4",
+            "--frames", "16,32", "--strides", "1,8", "--json", str(results), "--plot", str(plot)]
+    assert main(argv) == 0
+    report = json.loads(results.read_text())
+    assert {frames: list(by_stride) for frames, by_stride in report["accuracy"]["tiny"].items()} == {
+        "16": ["1"], "32": ["1", "8"]
+    }
+    assert [report["accuracy"]["tiny"]["32"][s]["video_tokens"] for s in ("1", "8")] == [32, 4]
+    assert plot.stat().st_size > 0
 
 
 def test_curriculum_text_round_trips_and_bad_stages_are_named():
@@ -48,13 +63,25 @@ def test_curriculum_text_round_trips_and_bad_stages_are_named():
             parse_curriculum(bad)
 
 
+def test_clip_settings_round_trip_and_bad_ones_are_named():
+    clips = parse_clips("16x1, 32x2,64x4")
+    assert clips == (Clip(16, 1), Clip(32, 2), Clip(64, 4))
+    assert parse_clips(format_clips(clips)) == clips
+    for bad in ("16", "16x", "x2", "16x1.5", "sixteen"):
+        with pytest.raises(ValueError, match=f"bad clip setting '{bad}': write FRAMESxSTRIDE"):
+            parse_clips(bad)
+
+
 def test_scene_stream_runs_its_stages_in_order_and_workers_keep_the_order():
     stages = (Stage(("direction",), 4), Stage(("flash_count", "single_frame_colour"), 8))
-    stream = SceneStream(stages, num_frames=8, frame_size=32, pool_window=4, first_index=100, block_size=2)
+    clips = (Clip(8, 1), Clip(16, 2))
+    stream = SceneStream(stages, clips=clips, frame_size=32, pool_window=4, first_index=100, block_size=2)
     rows = list(stream)
     assert len(rows) == len(stream) == 12
     assert [row["id"] for row in rows] == [f"train-{index:08d}" for index in range(100, 112)]
     assert [row["question_type"] for row in rows] == ["direction"] * 4 + ["flash_count", "single_frame_colour"] * 4
+    # blocks of 2 rows (one batch each) cycle through the clip settings, across the stages
+    assert [(len(row["video"]), row["temporal_sampling_stride"]) for row in rows] == [(8, 1), (8, 1), (16, 2), (16, 2)] * 3
     assert rows[0]["video"].shape == (8, 32, 32, 3) and rows[0]["video"].dtype.name == "uint8"
     # two workers, each yielding its blocks of 2 rows: the loader interleaves them back into the same order
     loader = torch.utils.data.DataLoader(stream, batch_size=2, num_workers=2, collate_fn=lambda batch: batch)
@@ -64,39 +91,40 @@ def test_scene_stream_runs_its_stages_in_order_and_workers_keep_the_order():
 def test_a_describe_stage_refuses_strides_its_slots_do_not_divide():
     stages = (Stage(("describe",), 4),)
     with pytest.raises(ValueError, match="sampling stride 3: the 4 temporal slots of 16 frames"):
-        SceneStream(stages, num_frames=16, frame_size=32, pool_window=4, describe_strides=(1, 3))
+        SceneStream(stages, clips=(Clip(16, 1), Clip(16, 3)), frame_size=32, pool_window=4)
     # without describe rows any stride trains
-    SceneStream((Stage(("direction",), 4),), num_frames=16, frame_size=32, pool_window=4, describe_strides=(3,))
+    SceneStream((Stage(("direction",), 4),), clips=(Clip(16, 3),), frame_size=32, pool_window=4)
+    with pytest.raises(ValueError, match="Cannot train at 18 frames and stride 1: the frame count must be a multiple"):
+        SceneStream(stages, clips=(Clip(18, 1),), frame_size=32, pool_window=4)
 
 
-def test_describe_rows_cycle_with_the_questions_and_are_described_at_the_batch_stride():
+def test_describe_rows_cycle_with_the_questions_and_are_described_at_their_batch_setting():
     stream = SceneStream(
         (Stage(("describe", "flash_count"), 8),),
-        num_frames=16,
+        clips=(Clip(16, 2), Clip(64, 4)),
         frame_size=32,
         pool_window=4,
         first_index=200,
-        describe_strides=(2, 4),
+        block_size=2,
     )
     rows = list(stream)
     assert [row["question_type"] for row in rows] == ["describe", "flash_count"] * 4
-    describe_row, question_row = rows[0], rows[1]
-    assert describe_row["messages"][0]["content"][1]["text"] == "Describe the video."
-    assert describe_row["messages"][1]["content"][0]["text"] == describe_row["answer"]
-    # per stride, one comma-separated part per kept slot: 4 slots at s = 1, 2 at s = 2, 1 at s = 4
-    slots = {stride: len(text.split(", ")) for stride, text in describe_row["descriptions"].items()}
-    assert slots == {1: 4, 2: 2, 4: 1}
-    assert "descriptions" not in question_row
-    assert question_row["messages"][0]["content"][1]["text"].startswith("How many times")
+    assert rows[0]["messages"][0]["content"][1]["text"] == "Describe the video."
+    assert rows[0]["messages"][1]["content"][0]["text"] == rows[0]["answer"]
+    assert rows[1]["messages"][0]["content"][1]["text"].startswith("How many times")
 
     processor = build_processor()
     tokenizer = processor.tokenizer
-    for stride in (1, 2):
-        collator = StrideMixingCollator(processor, strides=(stride,), frame_kwargs={"num_frames": 16})
+    collator = ClipCollator(processor)
+    # 16 frames at s = 2 and 64 frames at s = 4: 2 and 4 kept slots, one comma-separated part each
+    for describe_row, question_row, (frames, stride, slots) in ((*rows[0:2], (16, 2, 2)), (*rows[2:4], (64, 4, 4))):
+        assert len(describe_row["answer"].split(", ")) == slots
         batch = collator([describe_row, question_row])
-        assert batch["temporal_sampling_stride"] == stride
+        assert batch["temporal_sampling_stride"] == stride and batch["video_frame_counts"].tolist() == [frames] * 2
         labels = batch["labels"][0][batch["labels"][0] != -100]
         # the describe row's labels: one word per video token of the kept slots, separators, the end of turn
-        assert tokenizer.decode(labels) == describe_row["descriptions"][stride] + "<|im_end|>"
+        assert tokenizer.decode(labels) == describe_row["answer"] + "<|im_end|>"
         video_tokens = (batch["input_ids"][0] == processor.video_token_id).sum()
-        assert len(labels) - 1 == video_tokens + (4 // stride - 1)
+        assert video_tokens == 4 * slots and len(labels) - 1 == video_tokens + (slots - 1)
+    with pytest.raises(ValueError, match=r"A batch mixes clip settings \(frames, stride\) \[\(16, 2\), \(64, 4\)\]"):
+        collator([rows[0], rows[2]])

@@ -17,7 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--question", help="the question (required with --video)")
     parser.add_argument("--index", type=int, help="test-split index of the synthetic video (default: a random one)")
     parser.add_argument("--frames", type=int, default=16, help="frames sampled from the video, a multiple of k")
-    parser.add_argument("--stride", type=int, default=1, help="test-time temporal sampling stride s")
+    parser.add_argument(
+        "--stride", type=int, help="test-time temporal sampling stride s (default: 1, or what --max-video-tokens picks)"
+    )
+    parser.add_argument(
+        "--max-video-tokens",
+        type=int,
+        help="video token budget: the smallest stride whose tokens fit it is chosen (an explicit --stride wins)",
+    )
 
 
 def _fresh_video(index: int, folder, num_frames: int):
@@ -64,17 +71,20 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         pipe = pipeline("video-text-to-text", model=model)
         load_seconds = time.perf_counter() - start
-        settings = {"num_frames": args.frames, "temporal_sampling_stride": args.stride}
+        settings = {"num_frames": args.frames}
+        if args.stride is not None:
+            settings["temporal_sampling_stride"] = args.stride
+        if args.max_video_tokens is not None:
+            settings["max_video_tokens"] = args.max_video_tokens
         start = time.perf_counter()
         answer = pipe(text=question, videos=str(video), return_full_text=False, **settings)[0]["generated_text"]
         answer_seconds = time.perf_counter() - start
 
         video_processor = pipe.processor.video_processor
-        sampled = video_processor(videos=[str(video)], num_frames=args.frames, return_metadata=True)
-        metadata = sampled["video_metadata"][0]
+        # the same sampling as the pipeline's: its metadata says which frames, which stride and how many tokens
+        metadata = video_processor(videos=[str(video)], return_metadata=True, **settings)["video_metadata"][0]
         used = metadata.frames_indices
         k = video_processor.temporal_pool_size
-        reduced = video_processor.num_video_tokens(len(used), args.stride)
         full = len(used) * video_processor.tokens_per_frame
 
     print(f"video:        {source}")
@@ -82,10 +92,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"answer:       {answer.strip()}")
     if truth is not None:
         print(f"true answer:  {truth} ({'right' if answer.strip().lower() == truth else 'wrong'})")
-    print(f"frames used:  {len(used)} of {metadata.total_num_frames}: {used}")
+    shown = used if len(used) <= 16 else [*used[:8], "...", *used[-4:]]
+    print(f"frames used:  {len(used)} of {metadata.total_num_frames}: [{', '.join(str(i) for i in shown)}]")
+    chosen = ""
+    if args.max_video_tokens is not None and args.stride is None:
+        chosen = f", the smallest stride within --max-video-tokens {args.max_video_tokens}"
     print(
-        f"video tokens: {reduced} reached the LLM (temporal pooling k={k}, sampling s={args.stride}) "
-        f"vs {full} without reduction ({len(used)} frames x {video_processor.tokens_per_frame} tokens)"
+        f"video tokens: {metadata.num_video_tokens} reached the LLM (temporal pooling k={k}, sampling "
+        f"s={metadata.temporal_sampling_stride}{chosen}) vs {full} without reduction ({len(used)} frames x "
+        f"{video_processor.tokens_per_frame} tokens)"
     )
     print(f"time:         {answer_seconds:.2f} s to answer ({load_seconds:.2f} s to load the model)")
     return 0

@@ -1,5 +1,6 @@
 """`storm-hf evaluate-tiny`: exact-match accuracy per question type of tiny STORM models on the test split, at
-several frame counts and test-time sampling strides; writes a JSON, a Markdown table and a PNG plot."""
+several frame counts and test-time sampling strides (each stride up to the frame count's temporal slots); writes a
+JSON, a Markdown table and a PNG plot of accuracy against frames at fixed video-token budgets."""
 
 import argparse
 
@@ -26,8 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", default="runs/tiny-test", help="folder for the test videos (rendered if missing)")
     parser.add_argument("--test-size", type=int, default=480, help="test videos per frame count (48 per balanced run)")
-    parser.add_argument("--frames", type=_integers, default=[16, 32], help="frame counts, comma-separated")
-    parser.add_argument("--strides", type=_integers, default=[1, 2, 4], help="sampling strides, comma-separated")
+    parser.add_argument("--frames", type=_integers, default=[16, 32, 64, 128], help="frame counts, comma-separated")
+    parser.add_argument(
+        "--strides", type=_integers, default=[1, 2, 4, 8],
+        help="sampling strides, comma-separated; a stride above a frame count's temporal slots is skipped there",
+    )
     parser.add_argument("--batch-size", type=int, default=48, help="questions per generate call")
     parser.add_argument("--json", default="benchmarks/results/tiny-accuracy.json", help="where the results go")
     parser.add_argument("--plot", default="benchmarks/results/tiny-accuracy.png", help="where the plot goes")
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         results[name] = {}
         for frames, rows in test_sets.items():
             results[name][frames] = {}
-            for stride in args.strides:
+            slots = processor.video_processor.num_video_slots(frames, 1)
+            for stride in [s for s in args.strides if s <= slots]:
                 start = time.perf_counter()
                 answers = evaluate_rows(
                     model, processor, rows, num_frames=frames, stride=stride, batch_size=args.batch_size

@@ -8,8 +8,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from storm_hf.tiny.recipe import CURRICULUM
-    from storm_hf.tiny.training import format_curriculum
+    from storm_hf.tiny.recipe import CURRICULUM, TRAIN_CLIPS, VALIDATION_CLIPS
+    from storm_hf.tiny.training import format_clips, format_curriculum
 
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument("--out", required=True, help="run folder: OUT/model (Hub folder), OUT/validation.json")
@@ -27,10 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="videos per step")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="one learning rate for every part")
     parser.add_argument(
-        "--train-strides", default="1,2", help="test-time sampling strides the training batches are drawn at"
+        "--clips",
+        default=format_clips(TRAIN_CLIPS),
+        help="clip settings FRAMESxSTRIDE the training batches cycle through, one per batch (frames rendered per "
+        "scene, test-time sampling stride the batch is encoded at); repeat a setting to train on it more often",
+    )
+    parser.add_argument(
+        "--validation-clips",
+        default=format_clips(VALIDATION_CLIPS),
+        help="clip settings FRAMESxSTRIDE the validation split is scored at during training",
     )
     parser.add_argument("--seed", type=int, default=0, help="initialisation seed")
-    parser.add_argument("--data", help="folder with (or for) validation.jsonl and its videos (default: OUT/data)")
+    parser.add_argument("--data", help="folder with (or for) frames<N>/validation.jsonl and its videos (default: OUT/data)")
     parser.add_argument("--num-workers", type=int, default=1, help="data-loader processes rendering scenes")
     parser.add_argument(
         "--ship",
@@ -46,12 +54,8 @@ def requirements(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from storm_hf.tiny.shipping import ship
-    from storm_hf.tiny.training import parse_curriculum, train_tiny
+    from storm_hf.tiny.training import parse_clips, parse_curriculum, train_tiny
 
-    try:
-        strides = tuple(int(s) for s in args.train_strides.split(","))
-    except ValueError:
-        raise ValueError(f"--train-strides must be comma-separated integers, got {args.train_strides!r}") from None
     model_dir = train_tiny(
         args.out,
         temporal_layers=args.temporal_layers,
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
-        train_strides=strides,
+        clips=parse_clips(args.clips),
+        validation_clips=parse_clips(args.validation_clips),
         seed=args.seed,
         data_dir=args.data,
         num_workers=args.num_workers,

@@ -105,7 +105,8 @@ class StormVideoTextToTextPipeline(Pipeline):
     content (`{"type": "video", "path" | "url" | "video": ...}`).
 
     Options: processor options (`num_frames`, `fps`, `max_frames`, `min_frames`, `temporal_sampling_stride`,
-    `do_sample_frames`, `video_metadata`, ... or `processor_kwargs={...}`) go to the processor (a name both the
+    `max_video_tokens` (a token budget per video that picks the stride), `do_sample_frames`, `video_metadata`, ... or
+    `processor_kwargs={...}`) go to the processor (a name both the
     processor and generation know, `max_length`, goes to the processor, as in image-text-to-text: pass generation's
     in `generate_kwargs`); generation options (`max_new_tokens`, `do_sample`, `num_return_sequences`, ... or
     `generate_kwargs={...}`) to `generate`; `stop_sequence` stops at a string; `timeout` bounds the loading of images

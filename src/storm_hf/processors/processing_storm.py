@@ -74,8 +74,8 @@ class StormProcessor(ProcessorMixin):
     Wraps a tokenizer and a [`StormVideoProcessor`]. Text holds one `video_token` per video and one `image_token` per
     image; the processor returns `input_ids`, `attention_mask`, `pixel_values_videos` (num_videos, T_max, 3, H, W),
     `video_frame_counts` (num_videos,), `pixel_values` (num_images, 3, H, W), and `temporal_sampling_stride` (a
-    Python int) when the caller passed one, so that `model.generate(**inputs)` uses the same stride the tokens were
-    counted with. Videos and images can also be processed without text.
+    Python int) when the caller passed one or a `max_video_tokens` budget chose it, so that `model.generate(**inputs)`
+    uses the same stride the tokens were counted with. Videos and images can also be processed without text.
 
     Batches are padded on the left by default (ready for generation), and the tokenizer is set to pad on the left
     too (saved with it), so code that pads with the tokenizer alone, such as a pipeline's batching, agrees.
@@ -165,9 +165,11 @@ class StormProcessor(ProcessorMixin):
     def _process_videos(self, videos, **kwargs) -> tuple[dict, list[str]]:
         """Pixel inputs of every video, and the text each video's placeholder becomes (`replace_video_token`)."""
         processed = dict(self.video_processor(videos, **kwargs))
-        stride = kwargs.get("temporal_sampling_stride")
+        # the stride a `max_video_tokens` budget chose (in `processed`), or the one the caller gave
+        stride = processed.get("temporal_sampling_stride", kwargs.get("temporal_sampling_stride"))
         if stride is not None:
             processed["temporal_sampling_stride"] = int(stride)
+        kwargs["temporal_sampling_stride"] = stride
         count = len(processed["video_frame_counts"])
         return processed, [self.replace_video_token(processed, index, **kwargs) for index in range(count)]
 

@@ -21,6 +21,12 @@ chat) is one video, as in transformers: a list of paths counts as one video wher
 per-sample lists (`[[["f0.png", "f1.png", ...]]]`, as chat templates pass it); at the top level a list of paths is a
 batch of video files. Only the sampled frames are read.
 
+A token budget, `max_video_tokens=N`: after sampling, the processor picks the smallest temporal sampling stride s
+whose video tokens fit N (one stride for a batch, the one its longest video needs) and returns it as
+`temporal_sampling_stride` (an int), so the model samples the slots the placeholders were counted for. Only the
+stride changes: spatial pooling is part of what the model learned, so a budget never changes it. An explicit
+`temporal_sampling_stride` wins over a budget.
+
 Hub code: imports only the standard library, numpy, torch, PIL, transformers' public API and `video_decoding`.
 """
 
@@ -51,11 +57,15 @@ class StormVideosKwargs(VideosKwargs, total=False):
     temporal_sampling_stride (`int`, *optional*, defaults to 1):
         Test-time temporal sampling: the model keeps temporal slots 0, s, 2s, ... Changes the number of video tokens,
         not the pixels.
+    max_video_tokens (`int`, *optional*):
+        Token budget per video (frame separators not counted): the smallest `temporal_sampling_stride` whose tokens
+        fit it is chosen for the frames sampled, and returned. Ignored when `temporal_sampling_stride` is given.
     """
 
     min_frames: int
     max_frames: int
     temporal_sampling_stride: int
+    max_video_tokens: int | None
 
 
 @dataclass
@@ -63,10 +73,13 @@ class StormVideoMetadata(VideoMetadata):
     """`VideoMetadata` that knows when each frame is shown, so `timestamps` are exact at variable frame rates.
 
     `frame_times` (total_num_frames,): seconds from the first frame to each frame; None for frame arrays, whose
-    timestamps come from `fps`.
+    timestamps come from `fps`. `temporal_sampling_stride` and `num_video_tokens`: the stride the video is counted at
+    (chosen by `max_video_tokens`, given, or the processor's default) and the video tokens it gives the model.
     """
 
     frame_times: np.ndarray | None = None
+    temporal_sampling_stride: int | None = None
+    num_video_tokens: int | None = None
 
     @property
     def timestamps(self) -> list[float]:
@@ -247,6 +260,7 @@ class StormVideoProcessor(BaseVideoProcessor):
     min_frames = 4
     max_frames = 256
     temporal_sampling_stride = 1
+    max_video_tokens = None
     valid_kwargs = StormVideosKwargs
     model_input_names = ["pixel_values_videos", "video_frame_counts"]
 
@@ -264,6 +278,8 @@ class StormVideoProcessor(BaseVideoProcessor):
         self.spatial_pool_size = _require_int("spatial_pool_size", spatial_pool_size)
         self.temporal_pool_size = _require_int("temporal_pool_size", temporal_pool_size)
         _require_int("temporal_sampling_stride", self.temporal_sampling_stride)
+        if self.max_video_tokens is not None:
+            _require_int("max_video_tokens", self.max_video_tokens)
 
     # ----- token counts (the contract with the model) -----
 
@@ -289,6 +305,22 @@ class StormVideoProcessor(BaseVideoProcessor):
     def num_video_tokens(self, num_frames: int, temporal_sampling_stride: int | None = None) -> int:
         """Video tokens (model features) for a video of `num_frames` frames, frame separators not included."""
         return self.num_video_slots(num_frames, temporal_sampling_stride) * self.tokens_per_frame
+
+    def stride_for_budget(self, num_frames: int, max_video_tokens: int) -> int:
+        """The smallest temporal sampling stride at which `num_frames` frames give at most `max_video_tokens` video
+        tokens. The fewest a video can give is one temporal slot (`tokens_per_frame`); a smaller budget is an error."""
+        budget = _require_int("max_video_tokens", max_video_tokens)
+        slots = self.num_video_slots(num_frames, 1)
+        if budget < self.tokens_per_frame:
+            raise ValueError(
+                f"max_video_tokens={budget} is below the fewest video tokens this model gives a video: "
+                f"{self.tokens_per_frame}, one temporal slot (temporal_sampling_stride={slots} for {num_frames} "
+                f"frames). Pass max_video_tokens >= {self.tokens_per_frame}. The spatial pooling "
+                f"(spatial_pool_size={self.spatial_pool_size}) is what the model was trained with and is not changed "
+                "to meet a budget."
+            )
+        # ceil(slots / s) <= budget // tokens_per_frame  <=>  s >= slots / (budget // tokens_per_frame)
+        return math.ceil(slots / (budget // self.tokens_per_frame))
 
     # ----- sampling -----
 
@@ -374,6 +406,17 @@ class StormVideoProcessor(BaseVideoProcessor):
 
     # ----- pixels -----
 
+    def preprocess(self, videos, **kwargs: Unpack[StormVideosKwargs]) -> BatchFeature:
+        if kwargs.get("temporal_sampling_stride") is not None:
+            kwargs["max_video_tokens"] = None  # an explicit stride wins over a token budget
+        output = super().preprocess(videos, **kwargs)
+        stride = output.get("temporal_sampling_stride") or kwargs.get("temporal_sampling_stride")
+        stride = stride or self.temporal_sampling_stride
+        for metadata, count in zip(output.get("video_metadata") or [], output["video_frame_counts"].tolist()):
+            metadata.temporal_sampling_stride = stride
+            metadata.num_video_tokens = self.num_video_tokens(count, stride)
+        return output
+
     def _prepare_input_videos(self, videos, input_data_format=None, **kwargs) -> list[torch.Tensor]:
         """Each video to a (T, C, H, W) tensor, its channel layout inferred on its own (batches may mix layouts)."""
         prepare = super()._prepare_input_videos
@@ -391,11 +434,16 @@ class StormVideoProcessor(BaseVideoProcessor):
         image_mean,
         image_std,
         temporal_sampling_stride: int | None = None,
+        max_video_tokens: int | None = None,
         return_tensors=None,
         **kwargs,
     ) -> BatchFeature:
-        """(T_i, C, h, w) uint8 clips -> resized, normalised, zero-padded along T into one batch."""
+        """(T_i, C, h, w) uint8 clips -> resized, normalised, zero-padded along T into one batch; with a token budget,
+        also the stride chosen for it."""
         _require_int("temporal_sampling_stride", temporal_sampling_stride)
+        chosen = {}
+        if max_video_tokens is not None:  # the batch shares one stride: the one its longest video needs
+            chosen["temporal_sampling_stride"] = max(self.stride_for_budget(len(v), max_video_tokens) for v in videos)
         clips = []
         for video in videos:
             if do_resize:
@@ -410,7 +458,9 @@ class StormVideoProcessor(BaseVideoProcessor):
         counts = torch.tensor([len(clip) for clip in clips])
         pixel_values = concatenate_videos([clip[None] for clip in clips])  # (N, T_max, 3, H, W)
         return BatchFeature(
-            data={"pixel_values_videos": pixel_values, "video_frame_counts": counts}, tensor_type=return_tensors
+            data={"pixel_values_videos": pixel_values, "video_frame_counts": counts, **chosen},
+            tensor_type=return_tensors,
+            skip_tensor_conversion=["temporal_sampling_stride"],
         )
 
     def preprocess_images(self, images) -> BatchFeature:

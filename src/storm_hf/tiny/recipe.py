@@ -10,13 +10,14 @@ from pathlib import Path
 
 from ..data.describe import DESCRIBE, description_texts
 from ..data.questions import QUESTION_TYPES, answer_vocabulary, question_texts
-from .scene_stream import Stage
+from .scene_stream import Clip, Stage
 
 # The shipped model, inside the package (written by `storm-hf train-tiny --out ... --ship`).
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "storm-tiny"
 
 FRAME_SIZE = 32
-NUM_FRAMES = 16
+NUM_FRAMES = 16  # the demo's and the shipped-model test's default frame count
+MAX_FRAMES = 128  # the most frames the processor samples by fps (or with neither fps nor num_frames)
 TEMPORAL_POOL = 4
 VOCAB_SIZE = 420  # every question word and every answer one token
 MAX_NEW_TOKENS = 4  # an answer is one word and the end-of-turn token
@@ -50,6 +51,12 @@ CURRICULUM = (
     Stage((DESCRIBE,) * 4 + tuple(QUESTION_TYPES), 25_600),
     Stage((DESCRIBE,) + tuple(QUESTION_TYPES), 115_200),
 )
+# Clip settings (frames, test-time sampling stride) the training batches cycle through, one per batch: clips of 16, 32
+# and 64 frames, each at the stride that gives the language model 16 video tokens, and at 16 frames also 8 tokens.
+TRAIN_CLIPS = (Clip(16, 1), Clip(32, 2), Clip(16, 2), Clip(64, 4))
+# Settings the validation split is scored at during training: the fixed 16-token budget at every training length,
+# and 16 frames at s = 2.
+VALIDATION_CLIPS = (Clip(16, 1), Clip(16, 2), Clip(32, 2), Clip(64, 4))
 TEMPORAL_CONFIG = {"d_state": 8, "expand": 1, "temporal_pool_size": TEMPORAL_POOL, "bidirectional": True}
 # The chat template's own text (the default system turn and the role names), so the BPE learns it whole.
 _CHAT_TEXTS = ["system\nYou are a helpful assistant.\n", "user\n", "assistant\n"]
@@ -70,7 +77,7 @@ def build_processor():
         patch_size=VISION_CONFIG["patch_size"],
         downsample=2,
         temporal_pool_size=TEMPORAL_POOL,
-        max_frames=4 * NUM_FRAMES,
+        max_frames=MAX_FRAMES,
         # Centred on the scenes' dark grey background and scaled up, so the vision tower sees the shapes, not a
         # constant offset shared by every patch.
         image_mean=[0.16, 0.16, 0.16],
@@ -94,6 +101,9 @@ def build_model(processor, temporal_layers: int = 2, seed: int = 0):
         text_config={**TEXT_CONFIG, "vocab_size": len(tokenizer)},
         temporal_config={**TEMPORAL_CONFIG, "num_layers": temporal_layers},
         vision_feature_layer=-1,
+        # 32 px frames are 16 patches each: a training batch's frames (64 clips of up to 64 frames) go through the
+        # vision tower at once, instead of in chunks of 32 frames whose autograd copies cost a third of the step
+        vision_chunk_size=4096,
         video_token_id=processor.video_token_id,
         image_token_id=processor.image_token_id,
     )

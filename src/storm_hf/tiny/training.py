@@ -1,42 +1,46 @@
 """`train_tiny`: build the tiny STORM from scratch and train it with the project's Trainer on fresh rendered scenes.
 
 Every trained part learns from scratch at one learning rate. The training rows are scenes rendered on the fly, a
-new one for every sample, in the stages of a curriculum (`scene_stream`); each batch is encoded at a test-time
-sampling stride drawn from `train_strides` (default 1 and 2, for the model with and without Mamba blocks alike).
-The validation split (real H.264 files) is scored during training; the test split is never read here.
+new one for every sample, in the stages of a curriculum (`scene_stream`); each batch is rendered at a frame count and
+encoded at a test-time sampling stride, cycling through `clips` (the same for the model with and without Mamba
+blocks). The validation split (real H.264 files) is scored during training at `validation_clips`; the test split is
+never read here.
 """
 
 import json
 import math
-import random
 from pathlib import Path
 
-from ..data.describe import DESCRIBE, describe_messages
+from ..data.describe import DESCRIBE
 from ..data.questions import QUESTION_TYPES
 from ..data.synthetic import write_dataset
 from ..training.data import StormDataCollator
-from .recipe import CURRICULUM, FRAME_SIZE, NUM_FRAMES, TEMPORAL_POOL, build_model, build_processor
-from .scene_stream import SceneStream, Stage
+from .recipe import (
+    CURRICULUM,
+    FRAME_SIZE,
+    NUM_FRAMES,
+    TEMPORAL_POOL,
+    TRAIN_CLIPS,
+    VALIDATION_CLIPS,
+    build_model,
+    build_processor,
+)
+from .scene_stream import Clip, SceneStream, Stage
 
 
-class StrideMixingCollator(StormDataCollator):
-    """A `StormDataCollator` that encodes each batch at one sampling stride drawn from `strides` (deterministically
-    from the batch's first row and the seed). A describe row is described at that stride: what each kept token stands
-    for."""
-
-    def __init__(self, processor, *, strides, **kwargs):
-        super().__init__(processor, **kwargs)
-        self.strides = tuple(strides)
+class ClipCollator(StormDataCollator):
+    """A `StormDataCollator` for `SceneStream` batches: it encodes each batch at the frame count and sampling stride
+    its rows were rendered for, which every row of a batch shares."""
 
     def __call__(self, rows: list[dict]):
-        stride = random.Random(f"{self.seed}:{rows[0]['id']}").choice(self.strides)
-        self.frame_kwargs["temporal_sampling_stride"] = stride
-        rows = [
-            {**row, "messages": describe_messages(row["descriptions"][stride])}
-            if row.get("descriptions") is not None
-            else row
-            for row in rows
-        ]
+        settings = {(row["num_frames"], row["temporal_sampling_stride"]) for row in rows}
+        if len(settings) != 1:
+            raise ValueError(
+                f"A batch mixes clip settings (frames, stride) {sorted(settings)}: the model encodes a batch at one "
+                "stride. Give the SceneStream block_size = the batch size."
+            )
+        ((frames, stride),) = settings
+        self.frame_kwargs.update(num_frames=frames, temporal_sampling_stride=stride)
         return super().__call__(rows)
 
 
@@ -67,6 +71,22 @@ def parse_curriculum(text: str) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
+def parse_clips(text: str) -> tuple[Clip, ...]:
+    """`"16x1,32x2,64x4"` -> clip settings: FRAMESxSTRIDE each (frames per scene, test-time sampling stride)."""
+    clips = []
+    for part in text.split(","):
+        frames, sep, stride = part.strip().partition("x")
+        if not sep or not frames.isdigit() or not stride.isdigit():
+            raise ValueError(f"bad clip setting {part!r}: write FRAMESxSTRIDE, e.g. 32x2 (32 frames, stride 2)")
+        clips.append(Clip(int(frames), int(stride)))
+    return tuple(clips)
+
+
+def format_clips(clips) -> str:
+    """The inverse of `parse_clips`."""
+    return ",".join(f"{clip.frames}x{clip.stride}" for clip in clips)
+
+
 def format_curriculum(stages) -> str:
     """The inverse of `parse_curriculum`."""
 
@@ -87,7 +107,8 @@ def train_tiny(
     validation_size: int = 240,
     batch_size: int = 64,
     learning_rate: float = 2e-3,
-    train_strides=(1, 2),
+    clips=TRAIN_CLIPS,
+    validation_clips=VALIDATION_CLIPS,
     eval_every: int = 500,
     seed: int = 0,
     data_dir=None,
@@ -97,8 +118,10 @@ def train_tiny(
     """Train the tiny STORM (`temporal_layers=0`: the baseline) into `out_dir/model`; returns that folder.
 
     `curriculum`: `Stage`s of fresh scenes, trained in order, each scene once (one step per `batch_size` of them,
-    or `max_steps` if > 0). The validation split is rendered into `data_dir` (default `out_dir/data`) unless already
-    there, and its accuracy every `eval_every` steps and at the end goes to `out_dir/validation.json`.
+    or `max_steps` if > 0); batch after batch cycles through the `Clip` settings `clips`. The validation split is
+    rendered into `data_dir/frames<N>` (default `data_dir` = `out_dir/data`) for every frame count of
+    `validation_clips` unless already there, and its accuracy at each of those settings, every `eval_every` steps and
+    at the end, goes to `out_dir/validation.json` (keys `f<frames>_s<stride>`).
     """
     from transformers import TrainerCallback
 
@@ -107,17 +130,15 @@ def train_tiny(
 
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir is not None else out_dir / "data"
-    validation = load_rows(ensure_split(data_dir, "validation", validation_size))
+    validation = {
+        frames: load_rows(ensure_split(data_dir / f"frames{frames}", "validation", validation_size, frames))
+        for frames in sorted({clip.frames for clip in validation_clips})
+    }
 
     processor = build_processor()
     model = build_model(processor, temporal_layers, seed)
     scenes = SceneStream(
-        curriculum,
-        num_frames=NUM_FRAMES,
-        frame_size=FRAME_SIZE,
-        pool_window=TEMPORAL_POOL,
-        block_size=batch_size,
-        describe_strides=train_strides,
+        curriculum, clips=clips, frame_size=FRAME_SIZE, pool_window=TEMPORAL_POOL, block_size=batch_size
     )
     steps = max_steps if max_steps > 0 else math.ceil(len(scenes) / batch_size)
     args = StormTrainingArguments(
@@ -130,7 +151,6 @@ def train_tiny(
         lr_scheduler_kwargs={"num_decay_steps": steps // 10},
         warmup_steps=min(30, steps // 10),
         weight_decay=0.01,
-        num_frames=NUM_FRAMES,
         seed=seed,
         logging_steps=50,
         save_strategy="no",
@@ -139,9 +159,7 @@ def train_tiny(
         disable_tqdm=True,
     )
     trainer = build_trainer(model, processor, scenes, args)
-    trainer.data_collator = StrideMixingCollator(
-        processor, strides=train_strides, max_length=args.max_length, frame_kwargs=args.frame_kwargs, seed=seed
-    )
+    trainer.data_collator = ClipCollator(processor, max_length=args.max_length, seed=seed)
     curve = []
 
     class ValidationAccuracy(TrainerCallback):
@@ -149,9 +167,10 @@ def train_tiny(
             if state.global_step % eval_every and state.global_step != state.max_steps:
                 return
             point = {"step": state.global_step, "samples": state.global_step * batch_size}
-            for stride in train_strides:
-                answers = evaluate_rows(model, processor, validation, num_frames=NUM_FRAMES, stride=stride)
-                point[f"s{stride}"] = accuracy(validation, answers)
+            for clip in validation_clips:
+                rows = validation[clip.frames]
+                answers = evaluate_rows(model, processor, rows, num_frames=clip.frames, stride=clip.stride)
+                point[f"f{clip.frames}_s{clip.stride}"] = accuracy(rows, answers)
             curve.append(point)
             print(f"validation accuracy: {json.dumps(point)}", flush=True)
 
@@ -164,7 +183,7 @@ def train_tiny(
         "steps": steps,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
-        "train_strides": list(train_strides),
+        "clips": format_clips(clips),
         "seed": seed,
         "train_runtime_s": round(result.metrics["train_runtime"], 1),
         "validation": curve,
