@@ -11,7 +11,10 @@ Frame sampling and the multiple-of-k rule (k = `temporal_pool_size`, the frames 
 - a video with fewer frames than that delivers all its frames. Whenever the count is not a multiple of k, the last
   frame is repeated up to the next multiple of k; the repeats show up in the metadata's `frames_indices`.
 
-Hub code: imports only the standard library, numpy, torch, PIL, transformers' public API and `video_decoding`.
+Streams: `stream_frames` decodes a source frame by frame as it arrives, `preprocess_frames` prepares any number of
+a stream's frames exactly as a video's (what `StormStreamingSession` uses).
+
+Hub code: imports only the standard library, numpy, torch, PIL, transformers' public API and its sibling modules.
 """
 
 import math
@@ -26,6 +29,7 @@ from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_utils import VideoMetadata, is_valid_video, is_valid_video_frame
 
 from .video_decoding import VideoReader, is_video_source
+from .video_stream import iter_frames
 
 
 class StormVideosKwargs(VideosKwargs, total=False):
@@ -355,6 +359,22 @@ class StormVideoProcessor(BaseVideoProcessor):
         return BatchFeature(
             data={"pixel_values_videos": pixel_values, "video_frame_counts": counts}, tensor_type=return_tensors
         )
+
+    # ----- streams -----
+
+    def preprocess_frames(self, frames) -> torch.Tensor:
+        """The next frames of a stream (a list of frames, or a (T, ...) array or tensor) as pixel values (T, 3, H, W),
+        prepared exactly as a video's frames are, without sampling or padding."""
+        pixels = self(videos=[frames], do_sample_frames=False, return_tensors="pt")["pixel_values_videos"][0]
+        return pixels[: len(frames)]  # (T, 3, H, W): the clip without the copies padding it to a multiple of k
+
+    def stream_frames(self, source, *, keep=None, follow: bool = False, poll_interval: float = 0.05,
+                      idle_timeout: float = 5.0):
+        """Yield `(frame, seconds)` for each frame of a video source as it is decoded: RGB (H, W, 3) uint8 and its time
+        from the first frame. `source`: a path (with `follow=True`, a file still being written, read until no data has
+        arrived for `idle_timeout` seconds), an http(s) or stream URL (rtsp://, srt://, ...), bytes or a file object.
+        `keep(seconds)`, if given, chooses the frames to convert (the others are only decoded)."""
+        return iter_frames(source, keep=keep, follow=follow, poll_interval=poll_interval, idle_timeout=idle_timeout)
 
     def preprocess_images(self, images) -> BatchFeature:
         """Images as STORM sees them, one frame each prepared like video frames: `pixel_values` (N, 3, H, W)."""
