@@ -15,7 +15,7 @@ COMMANDS = {
     "merge-lora": ("storm_hf.commands.merge_lora", "Merge a trained LoRA adapter into its base model (a Hub folder)"),
     "train-tiny": ("storm_hf.commands.train_tiny", "Train the tiny STORM (or its no-Mamba baseline) from scratch"),
     "evaluate-tiny": ("storm_hf.commands.evaluate_tiny", "Score tiny STORMs per question type, frame count and stride"),
-    "benchmark": ("storm_hf.commands.benchmark", "Measure end-to-end latency, tokens and memory (benchmark e2e)"),
+    "benchmark": ("storm_hf.commands.benchmark", "Measure end-to-end latency, tokens and memory (benchmark e2e), or streaming (benchmark stream)"),
 }
 
 

@@ -36,6 +36,25 @@ def test_train_tiny_writes_a_loadable_model(tmp_path, temporal_layers):
     assert len(answers) == 4 and set(accuracy(rows, answers)) >= {"overall"}
 
 
+def test_train_tiny_unidirectional_writes_a_model_that_streams(tmp_path):
+    out = tmp_path / "run"
+    argv = ["train-tiny", "--out", str(out), "--unidirectional", "--curriculum", "all=4", "--validation-size", "4",
+            "--eval-every", "1", "--batch-size", "4", "--num-workers", "0"]
+    assert main(argv) == 0
+    assert json.loads((out / "validation.json").read_text())["unidirectional"] is True
+    model = StormForConditionalGeneration.from_pretrained(out / "model").eval()
+    temporal = model.config.temporal_config
+    assert (temporal.bidirectional, temporal.temporal_sampling_slot, temporal.num_layers) == (False, "last", 2)
+    processor = StormProcessor.from_pretrained(out / "model")
+    rows = load_rows(out / "data" / "validation.jsonl")
+    offline = evaluate_rows(model, processor, rows[:2], num_frames=16, stride=2)
+    for row, answer in zip(rows[:2], offline):
+        session = model.start_stream(processor, temporal_sampling_stride=2)
+        assert session.add_frames(row["video"]) == 16
+        question = row["messages"][0]["content"][1]["text"]
+        assert session.ask(question, max_new_tokens=4, do_sample=False).strip().lower() == answer
+
+
 def test_curriculum_text_round_trips_and_bad_stages_are_named():
     stages = parse_curriculum("direction=8, direction+flash_count=16,all=32")
     assert stages == (Stage(("direction",), 8), Stage(("direction", "flash_count"), 16), Stage(tuple(QUESTION_TYPES), 32))

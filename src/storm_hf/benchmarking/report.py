@@ -125,20 +125,24 @@ def plot(results: dict, path: Path) -> None:
     right.set_title(f"Stage shares at {frames[-1]} frames")
     right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     right.tick_params(axis="x", rotation=20)
-    info = results["machine"]
-    machine = info.get("gpu") or f"{info['cpu']}, {info['cpu_cores']} cores, {info['torch_threads']} torch thread(s)"
-    figure.suptitle(f"storm-hf e2e, scale {results['scale']} ({results['dtype']}), {machine}")
+    figure.suptitle(f"storm-hf e2e, scale {results['scale']} ({results['dtype']}), {machine_title(results)}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def write_results(results: dict, out_dir: str | Path) -> tuple[Path, Path]:
-    """benchmarks/results/e2e-<scale>-<device>.json and .png."""
+def machine_title(results: dict) -> str:
+    """The machine a run measured, for a plot's title."""
+    info = results["machine"]
+    return info.get("gpu") or f"{info['cpu']}, {info['cpu_cores']} cores, {info['torch_threads']} torch thread(s)"
+
+
+def write_results(results: dict, out_dir: str | Path, plot_results=plot) -> tuple[Path, Path]:
+    """benchmarks/results/<benchmark>-<scale>-<device>.json and .png (drawn by `plot_results`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"e2e-{results['scale']}-{results['device']}"
+    stem = out_dir / f"{results['benchmark']}-{results['scale']}-{results['device']}"
     json_path, png_path = stem.with_suffix(".json"), stem.with_suffix(".png")
     json_path.write_text(json.dumps(results, indent=1) + "\n")
-    plot(results, png_path)
+    plot_results(results, png_path)
     return json_path, png_path

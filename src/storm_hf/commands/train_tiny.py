@@ -1,7 +1,9 @@
 """`storm-hf train-tiny`: train the project's tiny STORM from scratch on the synthetic temporal video QA data.
 
 `--temporal-layers 0` trains the baseline: the same model and tokens without Mamba blocks (a linear projector only).
-`--ship` writes the result into the package as the model `storm-hf demo` uses. docs/shipped-model.md.
+`--unidirectional` trains the streamable variant: forward-only Mamba blocks, sampling keeping the last slot of each
+group. `--ship` writes the result into the package as the model `storm-hf demo` (or, unidirectional, `storm-hf demo
+--stream`) uses. docs/shipped-model.md, docs/streaming.md.
 """
 
 import argparse
@@ -14,6 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument("--out", required=True, help="run folder: OUT/model (Hub folder), OUT/validation.json")
     parser.add_argument("--temporal-layers", type=int, default=2, help="Mamba blocks; 0 = linear projector only")
+    parser.add_argument(
+        "--unidirectional",
+        action="store_true",
+        help="forward-only Mamba blocks (a model that streams), test-time sampling keeping the last slot of each group",
+    )
     parser.add_argument(
         "--curriculum",
         default=format_curriculum(CURRICULUM),
@@ -33,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder with (or for) validation.jsonl and its videos (default: OUT/data)")
     parser.add_argument("--num-workers", type=int, default=1, help="data-loader processes rendering scenes")
     parser.add_argument(
-        "--ship", action="store_true", help="also write the trained model into the package (the demo's default)"
+        "--ship",
+        action="store_true",
+        help="also write the trained model into the package: the demo's default (--unidirectional: demo --stream's)",
     )
 
 
@@ -41,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from storm_hf.conversion.hub_export import export_hub_folder
     from storm_hf.processors.processing_storm import StormProcessor
     from storm_hf import StormForConditionalGeneration
-    from storm_hf.tiny.recipe import SHIPPED_MODEL_DIR
+    from storm_hf.tiny.recipe import SHIPPED_MODEL_DIR, SHIPPED_STREAM_MODEL_DIR
     from storm_hf.tiny.training import parse_curriculum, train_tiny
 
     try:
@@ -61,12 +70,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_dir=args.data,
         num_workers=args.num_workers,
+        unidirectional=args.unidirectional,
     )
     print(f"trained model: {model_dir}")
     if args.ship:
         model = StormForConditionalGeneration.from_pretrained(model_dir)
         # The package itself provides the code: the shipped folder holds weights, configs and tokenizer only.
         processor = StormProcessor.from_pretrained(model_dir)
-        export_hub_folder(model, processor, SHIPPED_MODEL_DIR, overwrite=True, include_code=False)
-        print(f"shipped to {SHIPPED_MODEL_DIR}")
+        shipped = SHIPPED_STREAM_MODEL_DIR if args.unidirectional else SHIPPED_MODEL_DIR
+        export_hub_folder(model, processor, shipped, overwrite=True, include_code=False)
+        print(f"shipped to {shipped}")
     return 0

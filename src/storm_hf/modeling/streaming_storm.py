@@ -163,7 +163,7 @@ class StormStreamingSession:
                 )
             self.max_slots = max_video_tokens // self.tokens_per_slot
         self.sampler = FrameRateSampler(fps) if fps is not None else None
-        self.prefix_ids, _ = self._prompt_ids("")
+        self.prefix_ids, _ = self.prompt_ids("")
         self.reset()
 
     @staticmethod
@@ -315,7 +315,7 @@ class StormStreamingSession:
 
     # ----- questions -----
 
-    def _prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
+    def prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
         """The token ids of a one-question prompt before and after its video, as the processor tokenizes them."""
         processor = self.processor
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
@@ -347,7 +347,7 @@ class StormStreamingSession:
         """`ask` without decoding: the answer's token ids (num_sequences, new_tokens)."""
         if self.frames_seen == 0:
             raise ValueError("No frame has been added yet: call add_frames() before asking.")
-        prefix, suffix = self._prompt_ids(question)
+        prefix, suffix = self.prompt_ids(question)
         if prefix != self.prefix_ids:
             raise ValueError(
                 "The chat template writes text before the video that depends on the question; a stream needs the "

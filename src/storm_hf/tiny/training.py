@@ -93,8 +93,10 @@ def train_tiny(
     data_dir=None,
     max_steps: int = -1,
     num_workers: int = 1,
+    unidirectional: bool = False,
 ) -> Path:
-    """Train the tiny STORM (`temporal_layers=0`: the baseline) into `out_dir/model`; returns that folder.
+    """Train the tiny STORM (`temporal_layers=0`: the baseline; `unidirectional=True`: the streamable variant) into
+    `out_dir/model`; returns that folder.
 
     `curriculum`: `Stage`s of fresh scenes, trained in order, each scene once (one step per `batch_size` of them,
     or `max_steps` if > 0). The validation split is rendered into `data_dir` (default `out_dir/data`) unless already
@@ -110,7 +112,7 @@ def train_tiny(
     validation = load_rows(ensure_split(data_dir, "validation", validation_size))
 
     processor = build_processor()
-    model = build_model(processor, temporal_layers, seed)
+    model = build_model(processor, temporal_layers, seed, unidirectional=unidirectional)
     scenes = SceneStream(
         curriculum,
         num_frames=NUM_FRAMES,
@@ -160,6 +162,7 @@ def train_tiny(
     model_dir = save_trained(trainer, out_dir / "model")
     summary = {
         "temporal_layers": temporal_layers,
+        "unidirectional": unidirectional,
         "curriculum": format_curriculum(curriculum),
         "steps": steps,
         "batch_size": batch_size,
