@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .report import machine_info
+from .report import results_header
 from .runner import measure_side_by_side
 from .scales import SCALES, SETTINGS, build_config, shape_summary
 from .tokens import video_processor_for
@@ -185,14 +185,11 @@ def run_e2e(
         runs = _measure_runs(measure, base, processor, source, frames, settings, Path(folder), log)
     probes = _measure_feature_memory(measure, common, memory_frames, log)
 
+    header = results_header("e2e", scale, device, dtype)
     return {
-        "benchmark": "e2e",
-        "scale": scale,
-        "scale_description": SCALES[scale].description,
-        "device": torch.device(device).type,
-        "dtype": dtype,
+        **header,
         "machine": {
-            **machine_info(device),
+            **header["machine"],
             "load_average_at_start": load_start,
             "load_average_at_end": os.getloadavg(),
         },

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 import transformers
 
+from .scales import SCALES
+
 STAGE_COLUMNS = ("decode", "vision", "temporal", "prefill", "generation")
 MIB = 2**20
 
@@ -31,6 +33,28 @@ def machine_info(device: str) -> dict:
     if torch.device(device).type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
+
+
+def results_header(benchmark: str, scale: str, device: str, dtype: str) -> dict:
+    """What every results file starts with: the benchmark, the model scale, the device and dtype, the machine."""
+    return {
+        "benchmark": benchmark,
+        "scale": scale,
+        "scale_description": SCALES[scale].description,
+        "device": torch.device(device).type,
+        "dtype": dtype,
+        "machine": machine_info(device),
+    }
+
+
+def pyplot():
+    """matplotlib's pyplot drawing to files (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _ratio(value: float | None) -> str:
@@ -94,11 +118,7 @@ def memory_table(results: dict) -> str:
 
 def plot(results: dict, path: Path) -> None:
     """Total latency against frames (one line per setting), and stage shares at the largest frame count."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     runs, names = results["runs"], list(results["settings"])
     frames = sorted({r["frames"] for r in runs})
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))

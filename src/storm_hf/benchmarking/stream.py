@@ -23,7 +23,7 @@ from ..modeling.modeling_storm import StormForConditionalGeneration
 from ..processors.processing_storm import StormProcessor
 from ..tokenization import build_tokenizer
 from .memory import MemoryProbe
-from .report import machine_info
+from .report import results_header
 from .scales import SCALES, SETTINGS, build_config, shape_summary
 from .stages import kv_cache_bytes
 from .tokens import video_processor_for
@@ -191,12 +191,7 @@ def run_stream(
 
     config = model.config
     return {
-        "benchmark": "stream",
-        "scale": scale,
-        "scale_description": SCALES[scale].description,
-        "device": torch.device(device).type,
-        "dtype": dtype,
-        "machine": machine_info(device),
+        **results_header("stream", scale, device, dtype),
         "shapes": shape_summary(config),
         "options": {
             "frames": frames,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .report import MIB, machine_title
+from .report import MIB, machine_title, pyplot
 
 ROLLING = 32  # frames per point of the per-frame latency curve (fewer for short streams)
 
@@ -31,11 +31,7 @@ def stream_table(results: dict) -> str:
 
 def plot_stream(results: dict, path: Path) -> None:
     """Per-frame latency along the stream; time to answer, streamed and re-run offline; memory along the stream."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     points = results["checkpoints"]
     lengths = [point["frames"] for point in points]
     per_frame = results["ms_per_frame"]
