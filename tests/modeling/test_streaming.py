@@ -218,7 +218,13 @@ def test_bad_settings_and_calls_get_clear_errors(model, processor, tiny_config):
         session.add_frames({"frame": 1})
     with pytest.raises(ValueError, match="apply to video sources"):
         session.add_frames(coloured_video(2, RED), follow=True)
+    with pytest.raises(ValueError, match="Got no frames"):
+        session.add_frames(coloured_video(0, RED))
     other = build_processor()
     other.video_processor.temporal_pool_size = 2
     with pytest.raises(ValueError, match="pools 2 frames per temporal slot, the model 4"):
+        StormStreamingSession(model, other)
+    other = build_processor()
+    other.video_processor.spatial_pool_size = 2
+    with pytest.raises(ValueError, match="counts 1 tokens per temporal slot, the model makes 4"):
         StormStreamingSession(model, other)

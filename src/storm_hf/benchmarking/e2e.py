@@ -185,14 +185,8 @@ def run_e2e(
         runs = _measure_runs(measure, base, processor, source, frames, settings, Path(folder), log)
     probes = _measure_feature_memory(measure, common, memory_frames, log)
 
-    header = results_header("e2e", scale, device, dtype)
     return {
-        **header,
-        "machine": {
-            **header["machine"],
-            "load_average_at_start": load_start,
-            "load_average_at_end": os.getloadavg(),
-        },
+        **results_header("e2e", scale, device, dtype, load_start),
         "shapes": shape_summary(reference),
         "options": {
             "frames": frames,

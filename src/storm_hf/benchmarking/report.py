@@ -35,15 +35,20 @@ def machine_info(device: str) -> dict:
     return info
 
 
-def results_header(benchmark: str, scale: str, device: str, dtype: str) -> dict:
-    """What every results file starts with: the benchmark, the model scale, the device and dtype, the machine."""
+def results_header(benchmark: str, scale: str, device: str, dtype: str, load_average_at_start) -> dict:
+    """What every results file starts with: the benchmark, the model scale, the device and dtype, the machine and
+    its load average when the run started and now, as it ends."""
     return {
         "benchmark": benchmark,
         "scale": scale,
         "scale_description": SCALES[scale].description,
         "device": torch.device(device).type,
         "dtype": dtype,
-        "machine": machine_info(device),
+        "machine": {
+            **machine_info(device),
+            "load_average_at_start": load_average_at_start,
+            "load_average_at_end": os.getloadavg(),
+        },
     }
 
 

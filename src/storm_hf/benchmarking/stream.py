@@ -11,6 +11,7 @@ video (decoded once; its first frames are cycled for longer streams: the cost of
 shows).
 """
 
+import os
 import statistics
 import tempfile
 import time
@@ -136,7 +137,7 @@ def run_stream(
     dtype = dtype or SCALES[scale].dtype
     model, processor = build_stream_model(scale, device, dtype, stride, threads)
     probe = MemoryProbe(model.device)
-    started = time.perf_counter()
+    load_start, started = os.getloadavg(), time.perf_counter()
 
     with tempfile.TemporaryDirectory() as folder:
         source = Path(video) if video else write_test_video(Path(folder) / "test.mp4", POOL_FRAMES / 30 + 1)
@@ -191,7 +192,7 @@ def run_stream(
 
     config = model.config
     return {
-        **results_header("stream", scale, device, dtype),
+        **results_header("stream", scale, device, dtype, load_start),
         "shapes": shape_summary(config),
         "options": {
             "frames": frames,

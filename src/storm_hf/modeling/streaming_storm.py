@@ -2,7 +2,8 @@
 
 ```python
 session = model.start_stream(processor, max_video_tokens=4096, fps=2)
-session.add_frames(frames)              # one or more numpy / torch / PIL frames, or a file / URL / live stream
+session.add_frames(frames, timestamps=seconds)  # numpy / torch / PIL frames, one or more at a time
+session.add_frames("clip.mp4")                  # or a file / URL, read as it is decoded
 print(session.ask("What is happening?", max_new_tokens=32))
 session.reset()
 ```
@@ -86,13 +87,11 @@ def _is_source(value) -> bool:
 def _frame_batch(frames):
     """One frame (PIL image, (H, W, C) or (C, H, W) array or tensor) or many (a list, a 4-D array or tensor), as a
     batch the video processor takes."""
-    if isinstance(frames, (list, tuple)):
-        if not frames:
-            raise ValueError("Got an empty list of frames.")
-        return list(frames)
+    if isinstance(frames, (list, tuple)) or getattr(frames, "ndim", None) == 4:
+        if len(frames) == 0:
+            raise ValueError("Got no frames: pass at least one.")
+        return list(frames) if isinstance(frames, tuple) else frames
     ndim = getattr(frames, "ndim", None)
-    if ndim == 4:
-        return frames
     if ndim == 3 or hasattr(frames, "getpixel"):  # an array / tensor frame, or a PIL image
         return [frames]
     raise TypeError(
@@ -144,13 +143,12 @@ class StormStreamingSession:
         if self.stride > 1 and self.slot == "first" and temporal.num_layers:
             logger.warning_once(
                 "Streaming with temporal_sampling_slot='first': with a forward-only temporal encoder the first slot "
-                "of each group of temporal_sampling_stride slots has not seen the group's dropped slots, and the "
-                "newest slots of a stream are dropped until their group completes. 'last' keeps the slot that has "
-                "seen them."
+                "of each group of temporal_sampling_stride slots is kept before the group's other slots arrive and "
+                "has seen none of them. 'last' keeps the slot that has seen them."
             )
         _, side = self.encoder.output_grid(temporal.temporal_pool_size, config.vision_grid_size, 1)
         self.tokens_per_slot = side * side
-        self._check_processor(processor, config, temporal.temporal_pool_size)
+        self._check_processor(processor, config, temporal.temporal_pool_size, self.tokens_per_slot)
         self._block_ids = [processor.video_token_id] * self.tokens_per_slot + [processor.frame_separator_id]
         self.max_slots = None
         if max_video_tokens is not None:
@@ -167,7 +165,7 @@ class StormStreamingSession:
         self.reset()
 
     @staticmethod
-    def _check_processor(processor, config, pool: int) -> None:
+    def _check_processor(processor, config, pool: int, tokens_per_slot: int) -> None:
         video_processor = processor.video_processor
         if processor.video_token_id != config.video_token_id:
             raise ValueError(
@@ -178,6 +176,11 @@ class StormStreamingSession:
             raise ValueError(
                 f"The processor pools {video_processor.temporal_pool_size} frames per temporal slot, the model {pool}: "
                 "load the processor saved with this model."
+            )
+        if video_processor.tokens_per_frame != tokens_per_slot:
+            raise ValueError(
+                f"The processor counts {video_processor.tokens_per_frame} tokens per temporal slot, the model makes "
+                f"{tokens_per_slot}: load the processor saved with this model."
             )
 
     # ----- state -----
