@@ -13,8 +13,8 @@ from storm_hf.data.questions import QUESTION_TYPES
 from storm_hf.processors.processing_storm import StormProcessor
 from storm_hf.tiny.evaluation import accuracy, evaluate_rows, load_rows
 from storm_hf.tiny.scene_stream import SceneStream, Stage
-from storm_hf.tiny.recipe import build_processor
-from storm_hf.tiny.training import StrideMixingCollator, format_curriculum, parse_curriculum
+from storm_hf.tiny.recipe import SHIPPED_MODEL_DIR, build_model, build_processor
+from storm_hf.tiny.training import StrideMixingCollator, copy_matching_weights, format_curriculum, parse_curriculum
 
 
 @pytest.mark.parametrize("temporal_layers", [2, 0])
@@ -38,10 +38,11 @@ def test_train_tiny_writes_a_loadable_model(tmp_path, temporal_layers):
 
 def test_train_tiny_unidirectional_writes_a_model_that_streams(tmp_path):
     out = tmp_path / "run"
-    argv = ["train-tiny", "--out", str(out), "--unidirectional", "--curriculum", "all=4", "--validation-size", "4",
-            "--eval-every", "1", "--batch-size", "4", "--num-workers", "0"]
+    argv = ["train-tiny", "--out", str(out), "--unidirectional", "--init-from", str(SHIPPED_MODEL_DIR), "--curriculum",
+            "all=4", "--validation-size", "4", "--eval-every", "1", "--batch-size", "4", "--num-workers", "0"]
     assert main(argv) == 0
-    assert json.loads((out / "validation.json").read_text())["unidirectional"] is True
+    summary = json.loads((out / "validation.json").read_text())
+    assert summary["unidirectional"] is True and summary["init_from"] == str(SHIPPED_MODEL_DIR)
     model = StormForConditionalGeneration.from_pretrained(out / "model").eval()
     temporal = model.config.temporal_config
     assert (temporal.bidirectional, temporal.temporal_sampling_slot, temporal.num_layers) == (False, "last", 2)
@@ -53,6 +54,18 @@ def test_train_tiny_unidirectional_writes_a_model_that_streams(tmp_path):
         assert session.add_frames(row["video"]) == 16
         question = row["messages"][0]["content"][1]["text"]
         assert session.ask(question, max_new_tokens=4, do_sample=False).strip().lower() == answer
+
+
+def test_a_unidirectional_model_starts_from_a_bidirectional_one_without_its_backward_branch():
+    processor = build_processor()
+    bidirectional, unidirectional = build_model(processor, seed=1), build_model(processor, seed=2, unidirectional=True)
+    left_out = copy_matching_weights(unidirectional, bidirectional)
+    assert len(left_out) == 2 * 7  # per block: conv1d_b weight and bias, x_proj_b, dt_proj_b weight and bias, A_b_log, D_b
+    assert all("_b." in name or name.endswith((".A_b_log", ".D_b")) for name in left_out)
+    source = bidirectional.state_dict()
+    assert all(torch.equal(tensor, source[name]) for name, tensor in unidirectional.state_dict().items())
+    with pytest.raises(ValueError, match="lacks 14 of this model's tensors"):
+        copy_matching_weights(bidirectional, unidirectional)
 
 
 def test_curriculum_text_round_trips_and_bad_stages_are_named():

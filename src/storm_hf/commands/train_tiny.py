@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--train-strides", default="1,2", help="test-time sampling strides the training batches are drawn at"
     )
     parser.add_argument("--seed", type=int, default=0, help="initialisation seed")
+    parser.add_argument(
+        "--init-from",
+        help="start from the weights of a trained tiny STORM folder (e.g. the shipped one) instead of random ones; "
+        "a bidirectional model's backward branch is left out when training --unidirectional",
+    )
     parser.add_argument("--data", help="folder with (or for) validation.jsonl and its videos (default: OUT/data)")
     parser.add_argument("--num-workers", type=int, default=1, help="data-loader processes rendering scenes")
     parser.add_argument(
@@ -71,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data,
         num_workers=args.num_workers,
         unidirectional=args.unidirectional,
+        init_from=args.init_from,
     )
     print(f"trained model: {model_dir}")
     if args.ship:

@@ -40,6 +40,21 @@ class StrideMixingCollator(StormDataCollator):
         return super().__call__(rows)
 
 
+def copy_matching_weights(model, source) -> list[str]:
+    """Copy every tensor of `model` from `source`, which must have each one under the same name and shape; returns the
+    names of `source`'s tensors `model` has no place for (a bidirectional model's backward branch, for a
+    unidirectional one)."""
+    mine, theirs = model.state_dict(), source.state_dict()
+    missing = sorted(name for name in mine if name not in theirs or theirs[name].shape != mine[name].shape)
+    if missing:
+        raise ValueError(
+            f"Cannot start from a model that lacks {len(missing)} of this model's tensors or shapes, e.g. {missing[:3]}: "
+            "start from a tiny STORM of the same recipe."
+        )
+    model.load_state_dict({name: theirs[name] for name in mine})
+    return sorted(name for name in theirs if name not in mine)
+
+
 def ensure_split(data_dir: Path, split: str, size: int, num_frames: int = NUM_FRAMES) -> Path:
     """`data_dir/<split>.jsonl` with samples 0..size-1 of `split`, rendered unless an identical one is there."""
     path = Path(data_dir) / f"{split}.jsonl"
@@ -94,13 +109,15 @@ def train_tiny(
     max_steps: int = -1,
     num_workers: int = 1,
     unidirectional: bool = False,
+    init_from=None,
 ) -> Path:
     """Train the tiny STORM (`temporal_layers=0`: the baseline; `unidirectional=True`: the streamable variant) into
     `out_dir/model`; returns that folder.
 
     `curriculum`: `Stage`s of fresh scenes, trained in order, each scene once (one step per `batch_size` of them,
     or `max_steps` if > 0). The validation split is rendered into `data_dir` (default `out_dir/data`) unless already
-    there, and its accuracy every `eval_every` steps and at the end goes to `out_dir/validation.json`.
+    there, and its accuracy every `eval_every` steps and at the end goes to `out_dir/validation.json`. `init_from`: a
+    trained tiny STORM folder whose weights the model starts from (`copy_matching_weights`).
     """
     from transformers import TrainerCallback
 
@@ -113,6 +130,11 @@ def train_tiny(
 
     processor = build_processor()
     model = build_model(processor, temporal_layers, seed, unidirectional=unidirectional)
+    if init_from is not None:
+        from ..modeling.modeling_storm import StormForConditionalGeneration
+
+        left_out = copy_matching_weights(model, StormForConditionalGeneration.from_pretrained(init_from))
+        print(f"started from {init_from}; left out its {len(left_out)} tensors this model has no place for: {left_out}")
     scenes = SceneStream(
         curriculum,
         num_frames=NUM_FRAMES,
@@ -169,6 +191,7 @@ def train_tiny(
         "learning_rate": learning_rate,
         "train_strides": list(train_strides),
         "seed": seed,
+        "init_from": None if init_from is None else str(init_from),
         "train_runtime_s": round(result.metrics["train_runtime"], 1),
         "validation": curve,
     }
