@@ -13,6 +13,7 @@ from .modeling.modeling_storm import (
     StormPreTrainedModel,
     StormTemporalEncoder,
 )
+from .modeling.streaming_storm import StormStreamingSession
 from .processors.pipeline_storm import StormVideoTextToTextPipeline
 from .processors.processing_storm import StormProcessor
 from .processors.video_processing_storm import StormVideoProcessor
@@ -49,6 +50,7 @@ __all__ = [
     "StormModel",
     "StormPreTrainedModel",
     "StormProcessor",
+    "StormStreamingSession",
     "StormTemporalConfig",
     "StormTemporalEncoder",
     "StormVideoProcessor",

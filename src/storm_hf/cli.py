@@ -21,7 +21,7 @@ COMMANDS = {
     "train-tiny": ("storm_hf.commands.train_tiny", "Train the tiny STORM (or its no-Mamba baseline) from scratch"),
     "ship-tiny": ("storm_hf.commands.ship_tiny", "Write a tiny STORM into the package, its card's scores included"),
     "evaluate-tiny": ("storm_hf.commands.evaluate_tiny", "Score tiny STORMs per question type, frame count and stride"),
-    "benchmark": ("storm_hf.commands.benchmark", "Measure end-to-end latency, tokens and memory (benchmark e2e)"),
+    "benchmark": ("storm_hf.commands.benchmark", "Measure end-to-end latency, tokens and memory (benchmark e2e), or streaming (benchmark stream)"),
 }
 
 

@@ -132,9 +132,9 @@ MUTANTS = (
             ),
             Edit(
                 MODELING,
-                "tokens = self.encode_video_frames(frames, counts, [temporal_sampling_stride] * num_videos)\n",
-                "tokens = self.encode_video_frames(frames, [max_frames] * num_videos,"
-                " [temporal_sampling_stride] * num_videos)\n"
+                "frames, counts, [temporal_sampling_stride] * num_videos, temporal_sampling_slot\n        )\n",
+                "frames, [max_frames] * num_videos, [temporal_sampling_stride] * num_videos, temporal_sampling_slot\n"
+                "        )\n"
                 "        grids = [self.temporal_encoder.output_grid(c, self.config.vision_grid_size, temporal_sampling_stride)"
                 " for c in counts]\n"
                 "        tokens = [t[: slots * side * side] for t, (slots, side) in zip(tokens, grids)]\n",

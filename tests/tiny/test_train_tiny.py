@@ -13,8 +13,15 @@ from storm_hf.data.questions import QUESTION_TYPES
 from storm_hf.processors.processing_storm import StormProcessor
 from storm_hf.tiny.evaluation import accuracy, evaluate_rows, load_rows
 from storm_hf.tiny.scene_stream import Clip, SceneStream, Stage
-from storm_hf.tiny.recipe import build_processor
-from storm_hf.tiny.training import ClipCollator, format_clips, format_curriculum, parse_clips, parse_curriculum
+from storm_hf.tiny.recipe import SHIPPED_MODEL_DIR, build_model, build_processor
+from storm_hf.tiny.training import (
+    ClipCollator,
+    copy_matching_weights,
+    format_clips,
+    format_curriculum,
+    parse_clips,
+    parse_curriculum,
+)
 
 
 @pytest.mark.parametrize("temporal_layers", [2, 0])
@@ -49,6 +56,38 @@ def test_train_tiny_writes_a_loadable_model(tmp_path, temporal_layers):
     }
     assert [report["accuracy"]["tiny"]["32"][s]["video_tokens"] for s in ("1", "8")] == [32, 4]
     assert plot.stat().st_size > 0
+
+
+def test_train_tiny_unidirectional_writes_a_model_that_streams(tmp_path):
+    out = tmp_path / "run"
+    argv = ["train-tiny", "--out", str(out), "--unidirectional", "--init-from", str(SHIPPED_MODEL_DIR), "--curriculum",
+            "all=4", "--validation-size", "4", "--eval-every", "1", "--batch-size", "4", "--num-workers", "0"]
+    assert main(argv) == 0
+    summary = json.loads((out / "validation.json").read_text())
+    assert summary["unidirectional"] is True and summary["init_from"] == str(SHIPPED_MODEL_DIR)
+    model = StormForConditionalGeneration.from_pretrained(out / "model").eval()
+    temporal = model.config.temporal_config
+    assert (temporal.bidirectional, temporal.temporal_sampling_slot, temporal.num_layers) == (False, "last", 2)
+    processor = StormProcessor.from_pretrained(out / "model")
+    rows = load_rows(out / "data" / "frames16" / "validation.jsonl")
+    offline = evaluate_rows(model, processor, rows[:2], num_frames=16, stride=2)
+    for row, answer in zip(rows[:2], offline):
+        session = model.start_stream(processor, temporal_sampling_stride=2)
+        assert session.add_frames(row["video"]) == 16
+        question = row["messages"][0]["content"][1]["text"]
+        assert session.ask(question, max_new_tokens=4, do_sample=False).strip().lower() == answer
+
+
+def test_a_unidirectional_model_starts_from_a_bidirectional_one_without_its_backward_branch():
+    processor = build_processor()
+    bidirectional, unidirectional = build_model(processor, seed=1), build_model(processor, seed=2, unidirectional=True)
+    left_out = copy_matching_weights(unidirectional, bidirectional)
+    assert len(left_out) == 2 * 7  # per block: conv1d_b weight and bias, x_proj_b, dt_proj_b weight and bias, A_b_log, D_b
+    assert all("_b." in name or name.endswith((".A_b_log", ".D_b")) for name in left_out)
+    source = bidirectional.state_dict()
+    assert all(torch.equal(tensor, source[name]) for name, tensor in unidirectional.state_dict().items())
+    with pytest.raises(ValueError, match="lacks 14 of this model's tensors"):
+        copy_matching_weights(bidirectional, unidirectional)
 
 
 def test_curriculum_text_round_trips_and_bad_stages_are_named():

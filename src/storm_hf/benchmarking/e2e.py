@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .report import machine_info
+from .report import results_header
 from .runner import measure_side_by_side
 from .scales import SCALES, SETTINGS, build_config, shape_summary
 from .tokens import video_processor_for
@@ -188,16 +188,7 @@ def run_e2e(
     probes = _measure_feature_memory(measure, common, memory_frames, log)
 
     return {
-        "benchmark": "e2e",
-        "scale": scale,
-        "scale_description": SCALES[scale].description,
-        "device": torch.device(device).type,
-        "dtype": dtype,
-        "machine": {
-            **machine_info(device),
-            "load_average_at_start": load_start,
-            "load_average_at_end": os.getloadavg(),
-        },
+        **results_header("e2e", scale, device, dtype, load_start),
         "shapes": shape_summary(reference),
         "options": {
             "frames": frames,

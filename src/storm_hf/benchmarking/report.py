@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 import transformers
 
+from .scales import SCALES
+
 STAGE_COLUMNS = ("decode", "vision", "temporal", "prefill", "generation")
 MIB = 2**20
 
@@ -31,6 +33,33 @@ def machine_info(device: str) -> dict:
     if torch.device(device).type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
+
+
+def results_header(benchmark: str, scale: str, device: str, dtype: str, load_average_at_start) -> dict:
+    """What every results file starts with: the benchmark, the model scale, the device and dtype, the machine and
+    its load average when the run started and now, as it ends."""
+    return {
+        "benchmark": benchmark,
+        "scale": scale,
+        "scale_description": SCALES[scale].description,
+        "device": torch.device(device).type,
+        "dtype": dtype,
+        "machine": {
+            **machine_info(device),
+            "load_average_at_start": load_average_at_start,
+            "load_average_at_end": os.getloadavg(),
+        },
+    }
+
+
+def pyplot():
+    """matplotlib's pyplot drawing to files (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _ratio(value: float | None) -> str:
@@ -94,11 +123,7 @@ def memory_table(results: dict) -> str:
 
 def plot(results: dict, path: Path) -> None:
     """Total latency against frames (one line per setting), and stage shares at the largest frame count."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     runs, names = results["runs"], list(results["settings"])
     frames = sorted({r["frames"] for r in runs})
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
@@ -125,20 +150,24 @@ def plot(results: dict, path: Path) -> None:
     right.set_title(f"Stage shares at {frames[-1]} frames")
     right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     right.tick_params(axis="x", rotation=20)
-    info = results["machine"]
-    machine = info.get("gpu") or f"{info['cpu']}, {info['cpu_cores']} cores, {info['torch_threads']} torch thread(s)"
-    figure.suptitle(f"storm-hf e2e, scale {results['scale']} ({results['dtype']}), {machine}")
+    figure.suptitle(f"storm-hf e2e, scale {results['scale']} ({results['dtype']}), {machine_title(results)}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def write_results(results: dict, out_dir: str | Path) -> tuple[Path, Path]:
-    """benchmarks/results/e2e-<scale>-<device>.json and .png."""
+def machine_title(results: dict) -> str:
+    """The machine a run measured, for a plot's title."""
+    info = results["machine"]
+    return info.get("gpu") or f"{info['cpu']}, {info['cpu_cores']} cores, {info['torch_threads']} torch thread(s)"
+
+
+def write_results(results: dict, out_dir: str | Path, plot_results=plot) -> tuple[Path, Path]:
+    """benchmarks/results/<benchmark>-<scale>-<device>.json and .png (drawn by `plot_results`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"e2e-{results['scale']}-{results['device']}"
+    stem = out_dir / f"{results['benchmark']}-{results['scale']}-{results['device']}"
     json_path, png_path = stem.with_suffix(".json"), stem.with_suffix(".png")
     json_path.write_text(json.dumps(results, indent=1) + "\n")
-    plot(results, png_path)
+    plot_results(results, png_path)
     return json_path, png_path

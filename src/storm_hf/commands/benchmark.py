@@ -1,5 +1,6 @@
 """`storm-hf benchmark NAME`: measurement suites. `e2e`: end-to-end latency, visual tokens and memory of STORM's
-token-reduction settings side by side (docs/performance-e2e.md)."""
+token-reduction settings side by side (docs/performance-e2e.md). `stream`: a streaming session's cost per new frame,
+memory and time to answer as the stream grows, against re-running the offline model (docs/streaming.md)."""
 
 import argparse
 
@@ -95,12 +96,69 @@ def _run_e2e(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scale",
+        default="cpu",
+        help="model shapes, as for e2e: 'paper' (for a GPU), 'cpu' or 'tiny' (seconds, for tests); default cpu",
+    )
+    parser.add_argument(
+        "--frames",
+        type=_positive_int,
+        nargs="+",
+        default=[128, 512, 2048],
+        help="stream lengths at which to ask and compare with the offline re-run (default 128 512 2048)",
+    )
+    parser.add_argument(
+        "--max-video-tokens",
+        type=int,
+        default=8192,
+        help="the session's budget of video tokens, 0 for none (default 8192: the paper's 8K-token LLM budget)",
+    )
+    parser.add_argument("--stride", type=_positive_int, default=1, help="test-time sampling stride s (default 1)")
+    parser.add_argument("--new-tokens", type=_positive_int, default=16, help="tokens per answer (default 16)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="default: the scale's dtype")
+    parser.add_argument("--video", help="a video file whose first 64 frames are streamed (default: a synthetic clip)")
+    parser.add_argument(
+        "--threads", type=_positive_int, default=None, help="CPU threads (default: torch's, one per core)"
+    )
+    parser.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    from storm_hf.benchmarking.report import write_results
+    from storm_hf.benchmarking.stream import run_stream
+    from storm_hf.benchmarking.stream_report import plot_stream, stream_table
+
+    results = run_stream(
+        args.scale,
+        frames=args.frames,
+        max_video_tokens=args.max_video_tokens or None,
+        stride=args.stride,
+        new_tokens=args.new_tokens,
+        device=args.device,
+        dtype=args.dtype,
+        video=args.video,
+        threads=args.threads,
+    )
+    json_path, png_path = write_results(results, args.out, plot_stream)
+    print(stream_table(results))
+    print(f"\nwrote {json_path} and {png_path}")
+    return 0
+
+
 # name -> (one-line help, add_arguments, run)
 BENCHMARKS = {
     "e2e": (
         "End-to-end latency, visual tokens and memory of every token-reduction setting",
         _add_e2e_arguments,
         _run_e2e,
+    ),
+    "stream": (
+        "A streaming session's cost per new frame, memory and time to answer, against re-running the offline model",
+        _add_stream_arguments,
+        _run_stream,
     ),
 }
 

@@ -2,6 +2,7 @@
 
 Without `--video` it renders a fresh synthetic test video (a test-split index beyond those the docs evaluate) and
 prints the true answer beside the model's. What the tiny model can and cannot understand: docs/shipped-model.md.
+`--stream` plays a fresh video into a streaming session instead (the shipped unidirectional model; `stream_demo`).
 """
 
 import argparse
@@ -12,9 +13,19 @@ FRESH_INDEX_START = 1_000_000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    parser.add_argument("--model", help="STORM folder or Hub id (default: the tiny model shipped with storm-hf)")
+    parser.add_argument(
+        "--model",
+        help="STORM folder or Hub id (default: the tiny model shipped with storm-hf; with --stream, the shipped "
+        "unidirectional one)",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="play a fresh synthetic video into a streaming session frame by frame, asking every --ask-every frames",
+    )
+    parser.add_argument("--ask-every", type=int, default=4, help="with --stream: frames between questions")
     parser.add_argument("--video", help="a video file to ask about (default: render a fresh synthetic one)")
-    parser.add_argument("--question", help="the question (required with --video)")
+    parser.add_argument("--question", help="the question (required with --video; with --stream, replaces the default)")
     parser.add_argument("--index", type=int, help="test-split index of the synthetic video (default: a random one)")
     parser.add_argument("--frames", type=int, default=16, help="frames sampled from the video, a multiple of k")
     parser.add_argument(
@@ -23,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-video-tokens",
         type=int,
-        help="video token budget: the smallest stride whose tokens fit it is chosen (an explicit --stride wins)",
+        help="video token budget: the smallest stride whose tokens fit it is chosen (an explicit --stride wins); "
+        "with --stream, the session's budget (the oldest slots are dropped)",
     )
 
 
@@ -38,6 +50,13 @@ def _fresh_video(index: int, folder, num_frames: int):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.stream:
+        if args.video is not None:
+            raise ValueError("--stream plays a fresh synthetic video; it takes no --video")
+        from .stream_demo import run_stream
+
+        return run_stream(args)
+
     import random
     import tempfile
     import time

@@ -1,6 +1,7 @@
 """`storm-hf evaluate-tiny`: exact-match accuracy per question type of tiny STORM models on the test split, at
-several frame counts and test-time sampling strides (each stride up to the frame count's temporal slots); writes a
-JSON, a Markdown table and a PNG plot of accuracy against frames at fixed video-token budgets."""
+several frame counts and test-time sampling strides (each stride up to the frame count's temporal slots; with
+`--slots`, keeping the first or the last slot of each group of s); writes a JSON, a Markdown table and a PNG plot of
+accuracy against frames at fixed video-token budgets."""
 
 import argparse
 
@@ -32,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--strides", type=_integers, default=[1, 2, 4, 8],
         help="sampling strides, comma-separated; a stride above a frame count's temporal slots is skipped there",
     )
+    parser.add_argument(
+        "--slots",
+        type=lambda value: value.split(","),
+        default=None,
+        help="which slot of each group of s sampling keeps, comma-separated (first,last): each model is scored with "
+        "each, as 'NAME, slot SLOT' (default: each model's own temporal_sampling_slot)",
+    )
     parser.add_argument("--batch-size", type=int, default=48, help="questions per generate call")
     parser.add_argument("--json", default="benchmarks/results/tiny-accuracy.json", help="where the results go")
     parser.add_argument("--plot", default="benchmarks/results/tiny-accuracy.png", help="where the plot goes")
@@ -57,22 +65,25 @@ def run(args: argparse.Namespace) -> int:
         for frames in args.frames
     }
     results = {}
-    for name, folder in args.model:
+    for model_name, folder in args.model:
         model = StormForConditionalGeneration.from_pretrained(folder)
         processor = StormProcessor.from_pretrained(folder)
-        results[name] = {}
-        for frames, rows in test_sets.items():
-            results[name][frames] = {}
-            slots = processor.video_processor.num_video_slots(frames, 1)
-            for stride in [s for s in args.strides if s <= slots]:
-                start = time.perf_counter()
-                answers = evaluate_rows(
-                    model, processor, rows, num_frames=frames, stride=stride, batch_size=args.batch_size
-                )
-                scores = accuracy(rows, answers)
-                scores["video_tokens"] = processor.video_processor.num_video_tokens(frames, stride)
-                results[name][frames][stride] = scores
-                print(f"{name} frames={frames} s={stride}: {scores} ({time.perf_counter() - start:.0f} s)", flush=True)
+        for slot in args.slots or [None]:
+            name = model_name if slot is None else f"{model_name}, slot {slot}"
+            results[name] = {}
+            for frames, rows in test_sets.items():
+                results[name][frames] = {}
+                slots = processor.video_processor.num_video_slots(frames, 1)
+                for stride in [s for s in args.strides if s <= slots]:
+                    start = time.perf_counter()
+                    answers = evaluate_rows(
+                        model, processor, rows, num_frames=frames, stride=stride, batch_size=args.batch_size, slot=slot
+                    )
+                    scores = accuracy(rows, answers)
+                    scores["video_tokens"] = processor.video_processor.num_video_tokens(frames, stride)
+                    results[name][frames][stride] = scores
+                    seconds = time.perf_counter() - start
+                    print(f"{name} frames={frames} s={stride}: {scores} ({seconds:.0f} s)", flush=True)
     report = {"test_size": args.test_size, "models": dict(args.model), "accuracy": results}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -1,7 +1,9 @@
 """`storm-hf train-tiny`: train the project's tiny STORM from scratch on the synthetic temporal video QA data.
 
 `--temporal-layers 0` trains the baseline: the same model and tokens without Mamba blocks (a linear projector only).
-`--ship` writes the result into the package as the model `storm-hf demo` uses. docs/shipped-model.md.
+`--unidirectional` trains the streamable variant: forward-only Mamba blocks, sampling keeping the last slot of each
+group. `--ship` writes the result into the package as the model `storm-hf demo` (or, unidirectional, `storm-hf demo
+--stream`) uses. docs/shipped-model.md, docs/streaming.md.
 """
 
 import argparse
@@ -14,6 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument("--out", required=True, help="run folder: OUT/model (Hub folder), OUT/validation.json")
     parser.add_argument("--temporal-layers", type=int, default=2, help="Mamba blocks; 0 = linear projector only")
+    parser.add_argument(
+        "--unidirectional",
+        action="store_true",
+        help="forward-only Mamba blocks (a model that streams), test-time sampling keeping the last slot of each group",
+    )
     parser.add_argument(
         "--curriculum",
         default=format_curriculum(CURRICULUM),
@@ -38,13 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="clip settings FRAMESxSTRIDE the validation split is scored at during training",
     )
     parser.add_argument("--seed", type=int, default=0, help="initialisation seed")
+    parser.add_argument(
+        "--init-from",
+        help="start from the weights of a trained tiny STORM folder (e.g. the shipped one) instead of random ones; "
+        "a bidirectional model's backward branch is left out when training --unidirectional",
+    )
     parser.add_argument("--data", help="folder with (or for) frames<N>/validation.jsonl and its videos (default: OUT/data)")
     parser.add_argument("--num-workers", type=int, default=1, help="data-loader processes rendering scenes")
     parser.add_argument(
         "--ship",
         action="store_true",
-        help="also write the trained model into the package (the demo's default); its card gets the test accuracy "
-        "from `storm-hf ship-tiny` after `storm-hf evaluate-tiny`",
+        help="also write the trained model into the package: the demo's default (--unidirectional: demo --stream's); "
+        "its card gets the test accuracy from `storm-hf ship-tiny` after `storm-hf evaluate-tiny`",
     )
 
 
@@ -53,6 +65,7 @@ def requirements(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from storm_hf.tiny.recipe import SHIPPED_MODEL_DIR, SHIPPED_STREAM_MODEL_DIR
     from storm_hf.tiny.shipping import ship
     from storm_hf.tiny.training import parse_clips, parse_curriculum, train_tiny
 
@@ -70,10 +83,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_dir=args.data,
         num_workers=args.num_workers,
+        unidirectional=args.unidirectional,
+        init_from=args.init_from,
     )
     print(f"trained model: {model_dir}")
     if args.ship:
         # Not evaluated yet: `storm-hf evaluate-tiny`, then `storm-hf ship-tiny`, put the test accuracy in its card.
-        shipped = ship(model_dir, accuracy_json=None)
+        out_dir = SHIPPED_STREAM_MODEL_DIR if args.unidirectional else SHIPPED_MODEL_DIR
+        shipped = ship(model_dir, accuracy_json=None, out_dir=out_dir)
         print(f"shipped to {shipped} (its card has no evaluation yet: run evaluate-tiny, then ship-tiny)")
     return 0

@@ -9,6 +9,8 @@ from transformers import AutoConfig, PreTrainedConfig
 
 # implementations of the Mamba blocks' scan and convolution (kernel_choice.py)
 MAMBA_KERNELS = ("auto", "mamba_ssm", "triton", "torch")
+# Which temporal slot of each group of `temporal_sampling_stride` slots test-time sampling keeps.
+TEMPORAL_SAMPLING_SLOTS = ("first", "last")
 
 
 def _require_positive_int(config_name: str, **values) -> None:
@@ -41,6 +43,10 @@ class StormTemporalConfig(PreTrainedConfig):
             (1 = off, 2 = 4x fewer tokens per slot).
         temporal_sampling_stride (`int`, defaults to 1): keep every s-th temporal slot at test time; callers may
             override it per call.
+        temporal_sampling_slot (`str`, defaults to `"first"`): which slot of each group of s sampling keeps:
+            `"first"` (slots 0, s, 2s, ...) or `"last"` (slots s-1, 2s-1, ..., and the last slot of an incomplete
+            final group). A forward-only encoder should keep `"last"`: that slot has seen the group's dropped slots,
+            and it is the one a stream has when the group completes. Callers may override it per call.
         scan_chunk_size (`int`, defaults to 512): tokens each Mamba block processes at a time when it runs on the
             CPU without gradients, bounding its working memory; the output is the same for any value. With
             gradients, and on CUDA (mamba_ssm's kernel scans whole sequences), a block runs over the whole clip.
@@ -66,6 +72,7 @@ class StormTemporalConfig(PreTrainedConfig):
     temporal_pool_size: int = 4
     spatial_pool_size: int = 1
     temporal_sampling_stride: int = 1
+    temporal_sampling_slot: str = "first"
     scan_chunk_size: int = 512
     mamba_kernel: str = "auto"
     layer_norm_eps: float = 1e-5
@@ -93,6 +100,11 @@ class StormTemporalConfig(PreTrainedConfig):
         )
         if isinstance(self.num_layers, bool) or not isinstance(self.num_layers, int) or self.num_layers < 0:
             raise ValueError(f"StormTemporalConfig.num_layers must be an integer >= 0, got {self.num_layers!r}.")
+        if self.temporal_sampling_slot not in TEMPORAL_SAMPLING_SLOTS:
+            raise ValueError(
+                f"StormTemporalConfig.temporal_sampling_slot must be one of {TEMPORAL_SAMPLING_SLOTS}, got "
+                f"{self.temporal_sampling_slot!r}."
+            )
         if self.dt_rank != "auto":
             _require_positive_int(type(self).__name__, dt_rank=self.dt_rank)
         if self.mamba_kernel not in MAMBA_KERNELS:

@@ -35,6 +35,11 @@ _CUDA_KERNELS = {
         "mamba-ssm", "selective_scan_cuda", "mamba_ssm.ops.selective_scan_interface", "selective_scan_fn"
     ),
     "causal_conv1d": ("causal-conv1d", "causal_conv1d_cuda", "causal_conv1d", "causal_conv1d_fn"),
+    # the single-step kernels transformers' Mamba decoding uses, for a stream's next tokens (mamba_streaming.py)
+    "selective_state_update": (
+        "mamba-ssm", "selective_scan_cuda", "mamba_ssm.ops.triton.selective_state_update", "selective_state_update"
+    ),
+    "causal_conv1d_update": ("causal-conv1d", "causal_conv1d_cuda", "causal_conv1d", "causal_conv1d_update"),
 }
 _INSTALL_CUDA_KERNELS = (
     'install mamba-ssm and causal-conv1d from a checkout of storm-hf, on a machine with a CUDA toolkit (nvcc): '
@@ -133,3 +138,14 @@ def choose_kernel(operation: str, configured: str, tensor, unsupported: dict[str
         f"{_INSTALL_CUDA_KERNELS}; for the Triton kernels, {_INSTALL_TRITON}."
     )
     return "torch"
+
+
+def step_kernel(operation: str, configured: str, tensor):
+    """mamba_ssm's or causal_conv1d's single-step kernel (`operation`: "selective_state_update" or
+    "causal_conv1d_update") for a stream's next tokens on CUDA, when the implementation asked for is "auto" or
+    "mamba_ssm" and the kernel is installed; else None, and the tokens go through `selective_scan` /
+    `causal_conv1d` from the carried state, which choose as above."""
+    kernel, _ = requested_kernel(configured)
+    if kernel not in ("auto", "mamba_ssm") or not tensor.is_cuda:
+        return None
+    return cuda_kernel(operation)[0]

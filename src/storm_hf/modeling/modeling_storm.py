@@ -18,25 +18,18 @@ from transformers.utils import can_return_tuple
 
 from .configuration_storm import StormConfig, StormTemporalConfig
 from .mamba_mixer import StormMambaBlock, StormMambaMixer
+from .mamba_streaming import StormMambaCache, block_step
+from .streaming_storm import StormStreamingSession
 from .transformers_compat import CACHE_NAME, cache_kwarg, output_cache, pop_cache
 from .token_reduction import (
     num_temporal_slots,
     reduced_grid_side,
+    resolve_slot,
+    resolve_stride,
     space_to_channel,
     spatial_pool,
     temporal_pool_and_sample,
 )
-
-
-def _resolve_stride(stride, default: int) -> int:
-    """A per-call temporal sampling stride (int, 0-d tensor or None) as a validated int."""
-    if stride is None:
-        return default
-    if isinstance(stride, torch.Tensor):
-        stride = stride.item() if stride.numel() == 1 else None
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"temporal_sampling_stride must be a positive integer, got {stride!r}.")
-    return stride
 
 
 def _concat(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -49,7 +42,8 @@ class StormTemporalEncoder(PreTrainedModel):
 
     Space-to-channel downsample -> Linear to D -> residual bidirectional Mamba blocks over the clip flattened
     frame -> row -> column -> temporal average pooling (k) -> spatial average pooling -> temporal sampling (s).
-    A single frame (an image) skips temporal pooling and sampling.
+    A single frame (an image) skips temporal pooling and sampling. A unidirectional encoder also runs as a stream,
+    frames arriving a few at a time (`stream`, carrying a `StormMambaCache`).
     """
 
     config: StormTemporalConfig
@@ -79,36 +73,65 @@ class StormTemporalEncoder(PreTrainedModel):
     def output_grid(self, num_frames: int, grid_side: int, temporal_sampling_stride=None) -> tuple[int, int]:
         """(temporal slots, tokens per side) this encoder produces for a clip of `num_frames` frames."""
         config = self.config
-        stride = _resolve_stride(temporal_sampling_stride, config.temporal_sampling_stride)
+        stride = resolve_stride(temporal_sampling_stride, config.temporal_sampling_stride)
         side = reduced_grid_side(grid_side, config.downsample, config.spatial_pool_size)
         return num_temporal_slots(num_frames, config.temporal_pool_size, stride), side
 
-    def forward(self, vision_features: torch.Tensor, temporal_sampling_stride=None, **kwargs) -> BaseModelOutput:
+    def forward(
+        self, vision_features: torch.Tensor, temporal_sampling_stride=None, temporal_sampling_slot=None, **kwargs
+    ) -> BaseModelOutput:
         config = self.config
         if vision_features.dim() != 5:
             raise ValueError(
                 f"vision_features must be a grid (batch, frames, height, width, channels), got shape "
                 f"{tuple(vision_features.shape)}."
             )
-        batch, frames = vision_features.shape[:2]
-        stride = _resolve_stride(temporal_sampling_stride, config.temporal_sampling_stride)
+        frames = vision_features.shape[1]
+        stride = resolve_stride(temporal_sampling_stride, config.temporal_sampling_stride)
+        slot = resolve_slot(temporal_sampling_slot, config.temporal_sampling_slot)
         pool = 1 if frames == 1 else config.temporal_pool_size
         if frames % pool:
             raise ValueError(
                 f"A clip of {frames} frames cannot be pooled {pool} frames at a time (temporal_pool_size): give a "
                 f"multiple of {pool} frames, e.g. {frames - frames % pool or pool} or {frames + pool - frames % pool}."
             )
-        x = space_to_channel(vision_features, config.downsample)  # (B, T, H', W', C*d*d)
-        x = self.projector(x)  # (B, T, H', W', D)
+        x = self.project(vision_features)  # (B, T, H', W', D)
         grid = x.shape
-        hidden = x.reshape(batch, -1, config.hidden_size)  # (B, T*H'*W', D): frame -> row -> column
+        hidden = x.reshape(grid[0], -1, config.hidden_size)  # (B, T*H'*W', D): frame -> row -> column
         del x  # `hidden` alone holds the projected clip, so each block's input is freed once the next one starts
         for layer in self.layers:
             hidden = layer(hidden)
         x = hidden.view(grid)  # (B, T, H', W', D)
-        x = temporal_pool_and_sample(x, pool, 1 if frames == 1 else stride)  # (B, T', H', W', D)
-        x = spatial_pool(x, config.spatial_pool_size)  # (B, T', H'', W'', D)
-        return BaseModelOutput(last_hidden_state=x)
+        return BaseModelOutput(last_hidden_state=self.reduce(x, pool, 1 if frames == 1 else stride, slot))
+
+    def project(self, vision_features: torch.Tensor) -> torch.Tensor:
+        """Space-to-channel downsample and the linear projection: (B, T, G, G, C) -> (B, T, H', W', D)."""
+        return self.projector(space_to_channel(vision_features, self.config.downsample))
+
+    def reduce(self, x: torch.Tensor, pool: int, stride: int, slot: str = "first") -> torch.Tensor:
+        """Temporal pooling, sampling and spatial pooling of the Mamba blocks' output: (B, T, H', W', D) ->
+        (B, T', H'', W'', D)."""
+        x = temporal_pool_and_sample(x, pool, stride, slot)  # (B, T', H', W', D)
+        return spatial_pool(x, self.config.spatial_pool_size)  # (B, T', H'', W'', D)
+
+    def stream(self, vision_features: torch.Tensor, cache: StormMambaCache) -> torch.Tensor:
+        """The next frames of a stream through the projection and the Mamba blocks, forward-only, going on from the
+        state in `cache` (updated in place): (B, n, G, G, C) -> (B, n, H', W', D), before pooling.
+
+        Frames may come one, a few or many at a time: the output equals the unreduced output of `forward` over the
+        whole clip, for a unidirectional encoder.
+        """
+        if self.config.bidirectional and self.config.num_layers:
+            raise ValueError(
+                "This temporal encoder is bidirectional: its backward scan reads every clip from its last frame back, "
+                "so each token depends on frames that have not arrived yet. Stream with a unidirectional encoder "
+                "(temporal_config.bidirectional=False), or encode the finished clip with forward()."
+            )
+        x = self.project(vision_features)  # (B, n, H', W', D)
+        hidden = x.reshape(x.shape[0], -1, self.config.hidden_size)  # (B, n*H'*W', D): frame -> row -> column
+        for layer, state in zip(self.layers, cache.layers):
+            hidden = block_step(layer, hidden, state)
+        return hidden.view(x.shape)
 
 
 # transformers' output classes with STORM's fields added: their own fields (the KV cache's name among them) follow
@@ -182,9 +205,12 @@ class StormVisualEncoding:
             features[start : start + len(hidden)] = hidden.view(len(hidden), side, side, -1)
         return features
 
-    def _encode_clips(self, features: torch.Tensor, frame_counts: list[int], strides: list) -> list[torch.Tensor]:
+    def _encode_clips(
+        self, features: torch.Tensor, frame_counts: list[int], strides: list, slot=None
+    ) -> list[torch.Tensor]:
         """Per-clip frame features (sum T, G, G, C) -> per-clip tokens [(T'*S*S, D)]; clips of equal length and
-        stride are batched. `strides` holds one temporal sampling stride (or None for the config's) per clip."""
+        stride are batched. `strides` holds one temporal sampling stride (or None for the config's) per clip, `slot`
+        which slot of each group of `stride` sampling keeps (None for the config's)."""
         clips = torch.split(features, frame_counts)
         outputs: list[torch.Tensor | None] = [None] * len(clips)
         for length, stride in sorted(set(zip(frame_counts, strides)), key=str):
@@ -193,14 +219,19 @@ class StormVisualEncoding:
                 grid = features.view(len(clips), length, *features.shape[1:])  # (b, T, G, G, C)
             else:
                 grid = torch.stack([clips[i] for i in members])  # (b, T, G, G, C)
-            encoded = self.temporal_encoder(grid, temporal_sampling_stride=stride).last_hidden_state
+            encoded = self.temporal_encoder(
+                grid, temporal_sampling_stride=stride, temporal_sampling_slot=slot
+            ).last_hidden_state
             for i, tokens in zip(members, encoded.flatten(1, 3)):  # (b, T'*S*S, D)
                 outputs[i] = tokens
         return outputs
 
-    def encode_video_frames(self, frames: torch.Tensor, frame_counts: list[int], strides: list) -> list[torch.Tensor]:
+    def encode_video_frames(
+        self, frames: torch.Tensor, frame_counts: list[int], strides: list, slot=None
+    ) -> list[torch.Tensor]:
         """Videos given as their frames one after another, `frames` (sum T, 3, H, W) with `frame_counts` [T_i], and
-        one temporal sampling stride per video -> one `(T'_i * S * S, hidden)` tensor of tokens per video."""
+        one temporal sampling stride per video -> one `(T'_i * S * S, hidden)` tensor of tokens per video. `slot`:
+        the slot of each group of `stride` that sampling keeps (None for the config's)."""
         pool = self.config.temporal_config.temporal_pool_size
         bad = [c for c in frame_counts if c % pool]
         if bad:
@@ -208,13 +239,14 @@ class StormVisualEncoding:
                 f"Videos must have a multiple of temporal_pool_size={pool} frames; got frame counts {frame_counts}. "
                 "The processor delivers valid counts: pass num_frames as a multiple of it."
             )
-        return self._encode_clips(self._encode_frames(frames), frame_counts, strides)
+        return self._encode_clips(self._encode_frames(frames), frame_counts, strides, slot)
 
     def get_video_features(
         self,
         pixel_values_videos: torch.FloatTensor,
         video_frame_counts: torch.LongTensor | None = None,
         temporal_sampling_stride=None,
+        temporal_sampling_slot=None,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
         """pixel_values_videos `(num_videos, T_max, 3, H, W)`, zero-padded past each video's `video_frame_counts`.
@@ -241,7 +273,9 @@ class StormVisualEncoding:
             frames = pixel_values_videos.flatten(0, 1)  # (N*T, 3, H, W)
         else:
             frames = torch.cat([video[:count] for video, count in zip(pixel_values_videos, counts)])  # (sum T, 3, H, W)
-        tokens = self.encode_video_frames(frames, counts, [temporal_sampling_stride] * num_videos)
+        tokens = self.encode_video_frames(
+            frames, counts, [temporal_sampling_stride] * num_videos, temporal_sampling_slot
+        )
         return BaseModelOutputWithPooling(pooler_output=tuple(tokens))
 
     def get_image_features(self, pixel_values: torch.FloatTensor, **kwargs) -> BaseModelOutputWithPooling:
@@ -279,7 +313,7 @@ class StormModel(StormVisualEncoding, StormPreTrainedModel):
         slots, side = zip(*(self.temporal_encoder.output_grid(c, self.config.vision_grid_size, stride) for c in counts))
         return (
             f"videos with frame counts {counts}, temporal_pool_size={temporal.temporal_pool_size}, "
-            f"temporal_sampling_stride={_resolve_stride(stride, temporal.temporal_sampling_stride)}, "
+            f"temporal_sampling_stride={resolve_stride(stride, temporal.temporal_sampling_stride)}, "
             f"spatial_pool_size={temporal.spatial_pool_size} -> temporal slots {list(slots)} of {side[0]}x{side[0]} "
             "tokens"
         )
@@ -313,6 +347,7 @@ class StormModel(StormVisualEncoding, StormPreTrainedModel):
         pixel_values_videos: torch.FloatTensor | None = None,
         video_frame_counts: torch.LongTensor | None = None,
         temporal_sampling_stride=None,
+        temporal_sampling_slot=None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
@@ -340,7 +375,9 @@ class StormModel(StormVisualEncoding, StormPreTrainedModel):
             )
         if pixel_values_videos is not None:
             video_features = _concat(
-                self.get_video_features(pixel_values_videos, video_frame_counts, temporal_sampling_stride).pooler_output
+                self.get_video_features(
+                    pixel_values_videos, video_frame_counts, temporal_sampling_stride, temporal_sampling_slot
+                ).pooler_output
             )
             inputs_embeds = self._scatter_features(
                 input_ids,
@@ -390,8 +427,17 @@ class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
-    def get_video_features(self, pixel_values_videos, video_frame_counts=None, temporal_sampling_stride=None, **kwargs):
-        return self.model.get_video_features(pixel_values_videos, video_frame_counts, temporal_sampling_stride)
+    def get_video_features(
+        self,
+        pixel_values_videos,
+        video_frame_counts=None,
+        temporal_sampling_stride=None,
+        temporal_sampling_slot=None,
+        **kwargs,
+    ):
+        return self.model.get_video_features(
+            pixel_values_videos, video_frame_counts, temporal_sampling_stride, temporal_sampling_slot
+        )
 
     def get_image_features(self, pixel_values, **kwargs):
         return self.model.get_image_features(pixel_values)
@@ -454,6 +500,12 @@ class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
                 )
         return rows
 
+    def start_stream(self, processor, **kwargs) -> StormStreamingSession:
+        """A session that takes a live video frame by frame and answers questions about it at any moment (a model
+        with a unidirectional temporal encoder only). `kwargs`: `max_video_tokens`, `fps`, `temporal_sampling_stride`,
+        `temporal_sampling_slot` (see `StormStreamingSession`)."""
+        return StormStreamingSession(self, processor, **kwargs)
+
     @can_return_tuple
     def forward(
         self,
@@ -462,6 +514,7 @@ class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
         pixel_values_videos: torch.FloatTensor | None = None,
         video_frame_counts: torch.LongTensor | None = None,
         temporal_sampling_stride=None,
+        temporal_sampling_slot=None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
@@ -477,6 +530,7 @@ class StormForConditionalGeneration(StormPreTrainedModel, GenerationMixin):
             pixel_values_videos=pixel_values_videos,
             video_frame_counts=video_frame_counts,
             temporal_sampling_stride=temporal_sampling_stride,
+            temporal_sampling_slot=temporal_sampling_slot,
             attention_mask=attention_mask,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,

@@ -27,7 +27,10 @@ whose video tokens fit N (one stride for a batch, the one its longest video need
 stride changes: spatial pooling is part of what the model learned, so a budget never changes it. An explicit
 `temporal_sampling_stride` wins over a budget.
 
-Hub code: imports only the standard library, numpy, torch, PIL, transformers' public API and `video_decoding`.
+Streams: `stream_frames` decodes a source frame by frame as it arrives, `preprocess_frames` prepares any number of
+a stream's frames exactly as a video's (what `StormStreamingSession` uses).
+
+Hub code: imports only the standard library, numpy, torch, PIL, transformers' public API and its sibling modules.
 """
 
 import math
@@ -44,6 +47,7 @@ from transformers.utils import logging
 from transformers.video_utils import VideoMetadata, is_valid_video, is_valid_video_frame
 
 from .video_decoding import VideoReader, is_video_source
+from .video_stream import iter_frames
 
 logger = logging.get_logger(__name__)
 
@@ -462,6 +466,22 @@ class StormVideoProcessor(BaseVideoProcessor):
             tensor_type=return_tensors,
             skip_tensor_conversion=["temporal_sampling_stride"],
         )
+
+    # ----- streams -----
+
+    def preprocess_frames(self, frames) -> torch.Tensor:
+        """The next frames of a stream (a list of frames, or a (T, ...) array or tensor) as pixel values (T, 3, H, W),
+        prepared exactly as a video's frames are, without sampling or padding."""
+        pixels = self(videos=[frames], do_sample_frames=False, return_tensors="pt")["pixel_values_videos"][0]
+        return pixels[: len(frames)]  # (T, 3, H, W): the clip without the copies padding it to a multiple of k
+
+    def stream_frames(self, source, *, keep=None, follow: bool = False, poll_interval: float = 0.05,
+                      idle_timeout: float = 5.0):
+        """Yield `(frame, seconds)` for each frame of a video source as it is decoded: RGB (H, W, 3) uint8 and its time
+        from the first frame. `source`: a path (with `follow=True`, a file still being written, read until no data has
+        arrived for `idle_timeout` seconds), an http(s) or stream URL (rtsp://, srt://, ...), bytes or a file object.
+        `keep(seconds)`, if given, chooses the frames to convert (the others are only decoded)."""
+        return iter_frames(source, keep=keep, follow=follow, poll_interval=poll_interval, idle_timeout=idle_timeout)
 
     def preprocess_images(self, images) -> BatchFeature:
         """Images as STORM sees them, one frame each prepared like video frames: `pixel_values` (N, 3, H, W)."""

@@ -33,9 +33,10 @@ def _question(row: dict) -> list[dict]:
 
 @torch.inference_mode()
 def evaluate_rows(
-    model, processor, rows: list[dict], *, num_frames: int, stride: int, batch_size: int = 48
+    model, processor, rows: list[dict], *, num_frames: int, stride: int, batch_size: int = 48, slot: str | None = None
 ) -> list[str]:
-    """The model's answer to each row's question (stripped, lower case), `num_frames` frames at sampling `stride`."""
+    """The model's answer to each row's question (stripped, lower case), `num_frames` frames at sampling `stride`,
+    keeping the `slot` ("first" / "last") of each group of `stride` slots (None: the model's own setting)."""
     was_training = model.training
     model.eval()
     answers = []
@@ -49,7 +50,9 @@ def evaluate_rows(
             return_tensors="pt",
             processor_kwargs={"num_frames": num_frames, "temporal_sampling_stride": stride},
         ).to(model.device)
-        generated = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+        generated = model.generate(
+            **inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, temporal_sampling_slot=slot
+        )
         new_tokens = generated[:, inputs["input_ids"].shape[1] :]
         answers += [text.strip().lower() for text in processor.batch_decode(new_tokens, skip_special_tokens=True)]
     model.train(was_training)

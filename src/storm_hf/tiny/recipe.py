@@ -2,7 +2,7 @@
 
 32 px frames, 8 px patches (a 4x4 grid), 2x2 space-to-channel -> 4 tokens per temporal slot, k = 4; a 2-layer
 SigLIP-style vision tower (64 wide), bidirectional Mamba blocks at the LLM width (0 blocks = the linear projector
-only, the baseline), a 2-layer Qwen2-style LLM (128 wide). The tokenizer is a byte-level BPE trained on every
+only, the baseline; unidirectional blocks for the model that streams), a 2-layer Qwen2-style LLM (128 wide). The tokenizer is a byte-level BPE trained on every
 question and answer of the synthetic data and the chat template's text.
 """
 
@@ -12,8 +12,10 @@ from ..data.describe import DESCRIBE, description_texts
 from ..data.questions import QUESTION_TYPES, answer_vocabulary, question_texts
 from .scene_stream import Clip, Stage
 
-# The shipped model, inside the package (written by `storm-hf train-tiny --out ... --ship`).
+# The shipped models, inside the package (written by `storm-hf train-tiny --out ... --ship`): the bidirectional one
+# the demo asks, and the unidirectional one that streams (`--unidirectional`, `storm-hf demo --stream`).
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "storm-tiny"
+SHIPPED_STREAM_MODEL_DIR = SHIPPED_MODEL_DIR.with_name("storm-tiny-stream")
 
 FRAME_SIZE = 32
 NUM_FRAMES = 16  # the demo's and the shipped-model test's default frame count
@@ -58,6 +60,9 @@ TRAIN_CLIPS = (Clip(16, 1), Clip(32, 2), Clip(16, 2), Clip(64, 4))
 # and 16 frames at s = 2.
 VALIDATION_CLIPS = (Clip(16, 1), Clip(16, 2), Clip(32, 2), Clip(64, 4))
 TEMPORAL_CONFIG = {"d_state": 8, "expand": 1, "temporal_pool_size": TEMPORAL_POOL, "bidirectional": True}
+# The streamable variant: forward-only Mamba blocks, and test-time sampling keeping the last slot of each group (the
+# one that has seen the others, and the one a stream has when the group completes).
+UNIDIRECTIONAL = {"bidirectional": False, "temporal_sampling_slot": "last"}
 # The chat template's own text (the default system turn and the role names), so the BPE learns it whole.
 _CHAT_TEXTS = ["system\nYou are a helpful assistant.\n", "user\n", "assistant\n"]
 
@@ -86,8 +91,9 @@ def build_processor():
     return StormProcessor(video_processor, tokenizer)
 
 
-def build_model(processor, temporal_layers: int = 2, seed: int = 0):
-    """A randomly initialised tiny STORM matching `processor`; `temporal_layers=0` is the linear-projector baseline."""
+def build_model(processor, temporal_layers: int = 2, seed: int = 0, unidirectional: bool = False):
+    """A randomly initialised tiny STORM matching `processor`; `temporal_layers=0` is the linear-projector baseline,
+    `unidirectional=True` the streamable variant."""
     import torch
 
     from ..modeling.configuration_storm import StormConfig
@@ -99,7 +105,7 @@ def build_model(processor, temporal_layers: int = 2, seed: int = 0):
     config = StormConfig(
         vision_config=VISION_CONFIG,
         text_config={**TEXT_CONFIG, "vocab_size": len(tokenizer)},
-        temporal_config={**TEMPORAL_CONFIG, "num_layers": temporal_layers},
+        temporal_config={**TEMPORAL_CONFIG, **(UNIDIRECTIONAL if unidirectional else {}), "num_layers": temporal_layers},
         vision_feature_layer=-1,
         # 32 px frames are 16 patches each: a training batch's frames (64 clips of up to 64 frames) go through the
         # vision tower at once, instead of in chunks of 32 frames whose autograd copies cost a third of the step

@@ -44,6 +44,21 @@ class ClipCollator(StormDataCollator):
         return super().__call__(rows)
 
 
+def copy_matching_weights(model, source) -> list[str]:
+    """Copy every tensor of `model` from `source`, which must have each one under the same name and shape; returns the
+    names of `source`'s tensors `model` has no place for (a bidirectional model's backward branch, for a
+    unidirectional one)."""
+    mine, theirs = model.state_dict(), source.state_dict()
+    missing = sorted(name for name in mine if name not in theirs or theirs[name].shape != mine[name].shape)
+    if missing:
+        raise ValueError(
+            f"Cannot start from a model that lacks {len(missing)} of this model's tensors or shapes, e.g. {missing[:3]}: "
+            "start from a tiny STORM of the same recipe."
+        )
+    model.load_state_dict({name: theirs[name] for name in mine})
+    return sorted(name for name in theirs if name not in mine)
+
+
 def ensure_split(data_dir: Path, split: str, size: int, num_frames: int = NUM_FRAMES) -> Path:
     """`data_dir/<split>.jsonl` with samples 0..size-1 of `split`, rendered unless an identical one is there."""
     path = Path(data_dir) / f"{split}.jsonl"
@@ -114,14 +129,18 @@ def train_tiny(
     data_dir=None,
     max_steps: int = -1,
     num_workers: int = 1,
+    unidirectional: bool = False,
+    init_from=None,
 ) -> Path:
-    """Train the tiny STORM (`temporal_layers=0`: the baseline) into `out_dir/model`; returns that folder.
+    """Train the tiny STORM (`temporal_layers=0`: the baseline; `unidirectional=True`: the streamable variant) into
+    `out_dir/model`; returns that folder.
 
     `curriculum`: `Stage`s of fresh scenes, trained in order, each scene once (one step per `batch_size` of them,
     or `max_steps` if > 0); batch after batch cycles through the `Clip` settings `clips`. The validation split is
     rendered into `data_dir/frames<N>` (default `data_dir` = `out_dir/data`) for every frame count of
     `validation_clips` unless already there, and its accuracy at each of those settings, every `eval_every` steps and
-    at the end, goes to `out_dir/validation.json` (keys `f<frames>_s<stride>`).
+    at the end, goes to `out_dir/validation.json` (keys `f<frames>_s<stride>`). `init_from`: a trained tiny STORM
+    folder whose weights the model starts from (`copy_matching_weights`).
     """
     from transformers import TrainerCallback
 
@@ -136,7 +155,12 @@ def train_tiny(
     }
 
     processor = build_processor()
-    model = build_model(processor, temporal_layers, seed)
+    model = build_model(processor, temporal_layers, seed, unidirectional=unidirectional)
+    if init_from is not None:
+        from ..modeling.modeling_storm import StormForConditionalGeneration
+
+        left_out = copy_matching_weights(model, StormForConditionalGeneration.from_pretrained(init_from))
+        print(f"started from {init_from}; left out its {len(left_out)} tensors this model has no place for: {left_out}")
     scenes = SceneStream(
         curriculum, clips=clips, frame_size=FRAME_SIZE, pool_window=TEMPORAL_POOL, block_size=batch_size
     )
@@ -179,12 +203,14 @@ def train_tiny(
     model_dir = save_trained(trainer, out_dir / "model")
     summary = {
         "temporal_layers": temporal_layers,
+        "unidirectional": unidirectional,
         "curriculum": format_curriculum(curriculum),
         "steps": steps,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "clips": format_clips(clips),
         "seed": seed,
+        "init_from": None if init_from is None else str(init_from),
         "train_runtime_s": round(result.metrics["train_runtime"], 1),
         "validation": curve,
     }
