@@ -1,12 +1,15 @@
 """`pipeline("video-text-to-text")` in every input form, against direct generation with the same settings."""
 
 import json
+import socket
 
 import pytest
 import torch
 from transformers import pipeline
 
 from hub_testing import QUESTION
+
+from storm_hf.processors.video_decoding import VideoDownloadError
 
 FRAMES = 8
 
@@ -117,3 +120,13 @@ def test_remote_code_pipeline_with_the_task_named_or_inferred(hub_folder, video_
     assert outcome["classes"] == ["transformers_modules", "StormVideoTextToTextPipeline"]
     expected = pipe(text=chat(video_file), num_frames=FRAMES, max_new_tokens=5, return_full_text=False)[0]["generated_text"]
     assert outcome["chat"] == outcome["text"] == expected
+
+
+def test_the_timeout_bounds_the_download_of_a_video_url(pipe):
+    with socket.socket() as silent:  # takes connections (into its backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/video.mp4"
+        messages = [{"role": "user", "content": [{"type": "video", "url": url}, {"type": "text", "text": QUESTION}]}]
+        with pytest.raises(VideoDownloadError, match=r"no answer for 0.5 s"):
+            pipe(messages, timeout=0.5, max_new_tokens=1)

@@ -117,3 +117,10 @@ def test_an_https_url_with_a_certificate_nobody_vouches_for(serve, make_video, c
     url = f"{serve(_server_context(certificate_authority))}/{make_video(60).name}"
     with pytest.raises(VideoDownloadError, match=f"the video '{url}': .*CERTIFICATE_VERIFY_FAILED"):
         VideoReader(url)
+
+
+
+def test_the_video_processor_passes_its_timeout_to_the_download(serve):
+    url = f"{serve()}/slow/video.mp4"
+    with pytest.raises(VideoDownloadError, match=r"no answer for 0.5 s"):
+        StormVideoProcessor(**TINY_VIDEO_PROCESSOR)(url, num_frames=8, timeout=0.5)

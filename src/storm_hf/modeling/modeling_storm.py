@@ -334,7 +334,9 @@ class StormModel(StormVisualEncoding, StormPreTrainedModel):
             raise ValueError(
                 f"The prompt has {num_tokens} {kind} placeholder tokens but the {kind} features have {num_features} "
                 f"tokens ({describe()}). Build inputs with StormProcessor using the same settings as the call "
-                "(num_frames, temporal_sampling_stride), so that the placeholders are expanded to match."
+                "(num_frames, temporal_sampling_stride), so that the placeholders are expanded to match. In "
+                "generate(use_cache=False), every step re-reads the generated tokens too: a generated placeholder "
+                "token counts as one more; pass suppress_tokens=[config.video_token_id, config.image_token_id]."
             )
         mask = mask.unsqueeze(-1).expand_as(inputs_embeds).to(inputs_embeds.device)
         return inputs_embeds.masked_scatter(mask, features.to(inputs_embeds.device, inputs_embeds.dtype))

@@ -109,8 +109,8 @@ class StormVideoTextToTextPipeline(Pipeline):
     `processor_kwargs={...}`) go to the processor (a name both the
     processor and generation know, `max_length`, goes to the processor, as in image-text-to-text: pass generation's
     in `generate_kwargs`); generation options (`max_new_tokens`, `do_sample`, `num_return_sequences`, ... or
-    `generate_kwargs={...}`) to `generate`; `stop_sequence` stops at a string; `timeout` bounds the loading of images
-    given as URLs with `images=`; any other keyword goes to the chat template, as in image-text-to-text.
+    `generate_kwargs={...}`) to `generate`; `stop_sequence` stops at a string; `timeout` bounds the download of videos
+    and images given as URLs (seconds a server may stay silent); any other keyword goes to the chat template, as in image-text-to-text.
 
     Output, per input, one dict per returned sequence: `{"input_text": ..., "generated_text": ...}`. By default
     (`return_full_text=True`) a chat's `generated_text` is the chat with the answer appended (as a new assistant
@@ -239,6 +239,8 @@ class StormVideoTextToTextPipeline(Pipeline):
         self, inputs, timeout=None, continue_final_message=None, processor_kwargs=None, template_kwargs=None
     ):
         processor_kwargs = dict(processor_kwargs or {})
+        if timeout is not None:  # for videos given as URLs (the processor downloads them)
+            processor_kwargs.setdefault("timeout", timeout)
         messages = _messages(inputs)
         if messages is None:
             if not isinstance(inputs, dict) or not isinstance(inputs.get("text"), str):

@@ -33,6 +33,7 @@ a stream's frames exactly as a video's (what `StormStreamingSession` uses).
 Hub code: imports only the standard library, numpy, torch, PIL, transformers' public API and its sibling modules.
 """
 
+import contextvars
 import math
 import os
 from dataclasses import dataclass
@@ -46,10 +47,13 @@ from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.utils import logging
 from transformers.video_utils import VideoMetadata, is_valid_video, is_valid_video_frame
 
-from .video_decoding import VideoReader, is_video_source
+from .video_decoding import URL_TIMEOUT, VideoReader, is_video_source
 from .video_stream import iter_frames
 
 logger = logging.get_logger(__name__)
+
+# The download timeout of the `preprocess` call in progress, for videos given as URLs (`StormVideosKwargs.timeout`).
+_url_timeout = contextvars.ContextVar("storm_url_timeout", default=URL_TIMEOUT)
 
 
 class StormVideosKwargs(VideosKwargs, total=False):
@@ -64,12 +68,15 @@ class StormVideosKwargs(VideosKwargs, total=False):
     max_video_tokens (`int`, *optional*):
         Token budget per video (frame separators not counted): the smallest `temporal_sampling_stride` whose tokens
         fit it is chosen for the frames sampled, and returned. Ignored when `temporal_sampling_stride` is given.
+    timeout (`float`, *optional*, defaults to `URL_TIMEOUT` = 30):
+        Seconds a server may stay silent while a video given as an http(s) URL downloads.
     """
 
     min_frames: int
     max_frames: int
     temporal_sampling_stride: int
     max_video_tokens: int | None
+    timeout: float
 
 
 @dataclass
@@ -175,7 +182,7 @@ def _image_array(image) -> np.ndarray | torch.Tensor:
 
 def _read_file(source, given: dict, sample_indices_fn) -> tuple[np.ndarray, StormVideoMetadata]:
     """Decode only the sampled frames of a video file: (T, H, W, 3) uint8. `given` metadata is not needed."""
-    with VideoReader(source) as reader:
+    with VideoReader(source, timeout=_url_timeout.get()) as reader:
         index = reader.index
         metadata = StormVideoMetadata(
             total_num_frames=index.num_frames,
@@ -214,7 +221,7 @@ def _read_frame_files(files: list, indices: np.ndarray) -> np.ndarray:
     read = {}
     for index in dict.fromkeys(indices.tolist()):
         try:
-            read[index] = np.array(load_image(os.fspath(files[index])).convert("RGB"))
+            read[index] = np.array(load_image(os.fspath(files[index]), timeout=_url_timeout.get()).convert("RGB"))
         except (OSError, ValueError) as error:
             raise ValueError(
                 f"Frame {index} of a video given as image files, {files[index]!r}, is not a readable image: {error}"
@@ -413,7 +420,12 @@ class StormVideoProcessor(BaseVideoProcessor):
     def preprocess(self, videos, **kwargs: Unpack[StormVideosKwargs]) -> BatchFeature:
         if kwargs.get("temporal_sampling_stride") is not None:
             kwargs["max_video_tokens"] = None  # an explicit stride wins over a token budget
-        output = super().preprocess(videos, **kwargs)
+        # transformers' preprocess calls the decoding without this call's keywords: the URL timeout goes around it
+        timeout = _url_timeout.set(kwargs.pop("timeout", None) or URL_TIMEOUT)
+        try:
+            output = super().preprocess(videos, **kwargs)
+        finally:
+            _url_timeout.reset(timeout)
         stride = output.get("temporal_sampling_stride") or kwargs.get("temporal_sampling_stride")
         stride = stride or self.temporal_sampling_stride
         for metadata, count in zip(output.get("video_metadata") or [], output["video_frame_counts"].tolist()):
