@@ -65,7 +65,6 @@ def requirements(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from storm_hf.tiny.recipe import SHIPPED_MODEL_DIR, SHIPPED_STREAM_MODEL_DIR
     from storm_hf.tiny.shipping import ship
     from storm_hf.tiny.training import parse_clips, parse_curriculum, train_tiny
 
@@ -89,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained model: {model_dir}")
     if args.ship:
         # Not evaluated yet: `storm-hf evaluate-tiny`, then `storm-hf ship-tiny`, put the test accuracy in its card.
-        out_dir = SHIPPED_STREAM_MODEL_DIR if args.unidirectional else SHIPPED_MODEL_DIR
-        shipped = ship(model_dir, accuracy_json=None, out_dir=out_dir)
+        shipped = ship(model_dir, accuracy_json=None)
         print(f"shipped to {shipped} (its card has no evaluation yet: run evaluate-tiny, then ship-tiny)")
     return 0
