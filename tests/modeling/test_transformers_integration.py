@@ -12,29 +12,15 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from storm_hf.modeling.modeling_storm import StormForConditionalGeneration
 from storm_hf.modeling.transformers_compat import CACHE_NAME, output_cache
 
-VIDEO, IMAGE, PAD = 100, 101, 0
+from test_generation import IMAGE, PAD, VIDEO, left_pad, model  # noqa: F401  (model: the same fixture)
+
 TOKENS_PER_SLOT = 4  # a 4x4 patch grid after the 2x2 space-to-channel window
-
-
-@pytest.fixture
-def model(tiny_config):
-    torch.manual_seed(0)
-    model = StormForConditionalGeneration(tiny_config()).eval()
-    model.generation_config.pad_token_id = PAD
-    return model
 
 
 @pytest.fixture
 def saved(model, tmp_path):
     model.save_pretrained(tmp_path)
     return tmp_path
-
-
-def left_pad(rows):
-    width = max(map(len, rows))
-    ids = torch.tensor([[PAD] * (width - len(r)) + r for r in rows])
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-    return ids, mask
 
 
 def video_inputs():

@@ -7,14 +7,12 @@ import json
 import pytest
 from safetensors import safe_open
 
+from shipped_testing import check_complete_and_pickle_free, fresh_sample
+
 from storm_hf.cli import main
-from storm_hf.data.synthetic import write_dataset
-from storm_hf.tiny.evaluation import load_rows
 from storm_hf.tiny.recipe import NUM_FRAMES, SHIPPED_MODEL_DIR
 
-# Test-split indices 480..527: the test split, beyond the 480 videos the docs evaluate; 48 consecutive indices hold
-# every answer of every question type equally often.
-SAMPLE_START, SAMPLE_SIZE = 480, 48
+SAMPLE_SIZE = 48
 # docs/shipped-model.md reports 99.0% at s = 1 and 97.1% at s = 2 (16 frames, test indices 0..479); this sample
 # scored 47 of 48 at s = 1 and 46 of 48 at s = 2 when the weights were shipped. Per stride: the least accuracy.
 MIN_ACCURACY = {1: 0.92, 2: 0.90}
@@ -29,15 +27,11 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fresh-test")
-    return load_rows(write_dataset(SAMPLE_SIZE, SAMPLE_START, folder, split="test", num_frames=NUM_FRAMES))
+    return fresh_sample(tmp_path_factory, SAMPLE_SIZE)
 
 
 def test_shipped_folder_is_complete_and_pickle_free():
-    names = {path.name for path in SHIPPED_MODEL_DIR.iterdir()}
-    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json", "README.md"} <= names
-    assert not [name for name in names if name.endswith((".bin", ".pt", ".pth", ".pkl"))]
-    assert (SHIPPED_MODEL_DIR / "model.safetensors").stat().st_size <= 15 * 2**20
+    check_complete_and_pickle_free(SHIPPED_MODEL_DIR)
     with safe_open(SHIPPED_MODEL_DIR / "model.safetensors", "pt") as weights:
         assert any(key.startswith("model.temporal_encoder.layers.1.") for key in weights.keys())
 

@@ -7,15 +7,15 @@ import json
 import pytest
 
 from storm_hf import StormForConditionalGeneration, StormProcessor
-from storm_hf.data.synthetic import write_dataset
-from storm_hf.tiny.evaluation import evaluate_rows, load_rows
+from shipped_testing import check_complete_and_pickle_free, fresh_sample
+
+from storm_hf.tiny.evaluation import evaluate_rows
 from storm_hf.tiny.recipe import MAX_NEW_TOKENS, NUM_FRAMES, SHIPPED_STREAM_MODEL_DIR
 
 pytestmark = pytest.mark.skipif(
     not (SHIPPED_STREAM_MODEL_DIR / "config.json").is_file(),
     reason="the streaming model is not shipped yet: storm-hf train-tiny --unidirectional --out RUN --ship",
 )
-SAMPLE_START, SAMPLE_SIZE = 480, 24  # test-split indices beyond those the docs evaluate
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +26,11 @@ def loaded():
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fresh-test")
-    return load_rows(write_dataset(SAMPLE_SIZE, SAMPLE_START, folder, split="test", num_frames=NUM_FRAMES))
+    return fresh_sample(tmp_path_factory, 24)
 
 
 def test_shipped_stream_folder_is_complete_pickle_free_and_within_budget():
-    names = {path.name for path in SHIPPED_STREAM_MODEL_DIR.iterdir()}
-    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json", "README.md"} <= names
-    assert not [name for name in names if name.endswith((".bin", ".pt", ".pth", ".pkl"))]
-    assert (SHIPPED_STREAM_MODEL_DIR / "model.safetensors").stat().st_size <= 15 * 2**20
+    check_complete_and_pickle_free(SHIPPED_STREAM_MODEL_DIR)
 
 
 def test_shipped_stream_config_is_the_unidirectional_recipe():
