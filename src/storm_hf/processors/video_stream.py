@@ -20,7 +20,14 @@ Hub code: imports only the standard library, numpy (through `video_decoding`) an
 import os
 import time
 
-from .video_decoding import VideoDecodingError, _open_container, _video_stream, describe_source
+from .video_decoding import (
+    URL_TIMEOUT,
+    VideoDecodingError,
+    _media_opener,
+    _open_container,
+    _video_stream,
+    describe_source,
+)
 
 _URL_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "rtmps://", "srt://", "udp://", "tcp://")
 
@@ -57,8 +64,8 @@ def _open(source, name: str, follow: bool, poll_interval: float, idle_timeout: f
             raise VideoDecodingError(
                 f"Cannot open {name} ({error}). Check that the URL is reachable and serves a video stream."
             ) from error
-    if not follow:
-        return _open_container(source, name), None
+    if not follow:  # a path, bytes or a file object, opened as the offline reader opens them
+        return _open_container(_media_opener(source, name, URL_TIMEOUT)(), name), None
     if not isinstance(source, (str, os.PathLike)):
         raise ValueError(f"follow=True reads a file as it grows: pass its path, not {name}.")
     if not os.path.isfile(source):
