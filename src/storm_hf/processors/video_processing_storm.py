@@ -76,7 +76,7 @@ class StormVideosKwargs(VideosKwargs, total=False):
     max_frames: int
     temporal_sampling_stride: int
     max_video_tokens: int | None
-    timeout: float
+    timeout: int | float | None
 
 
 @dataclass
