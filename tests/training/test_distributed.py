@@ -89,7 +89,7 @@ Trainer.args, Trainer.model = args, model
 try:
     verify_replicas_agree(Trainer())
 except RuntimeError as error:
-    sys.stdout.write(f"refused: {error}\n")  # one write: the two processes share the pipe
+    sys.stdout.write(f"refused: {error}\\n")  # one write: the two processes share the pipe
     sys.stdout.flush()
 torch.distributed.destroy_process_group()  # an undestroyed gloo group can abort the process at exit
 """
