@@ -4,6 +4,7 @@ LoRA adapter reloads in a fresh process and merges into the base model."""
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -68,7 +69,12 @@ def test_the_train_command_reduces_the_loss_and_saves_a_hub_folder(
 def test_align_changes_only_temporal_encoder_weights(model, processor, dataset, max_length, tmp_path):
     before = {name: param.detach().clone() for name, param in model.named_parameters()}
     trainer = build_trainer(model, processor, dataset, training_args(tmp_path, stage="align", max_length=max_length))
-    trainer.train()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train()
+    # without an accelerator the DataLoader does not pin memory (pinning would only warn)
+    assert trainer.args.dataloader_pin_memory == torch.accelerator.is_available()
+    assert not [w for w in caught if "pin_memory" in str(w.message)]
     changed = {name for name, param in model.named_parameters() if not torch.equal(param, before[name])}
     assert changed and all(name.startswith("model.temporal_encoder.") for name in changed)
     # the gradient went through both Mamba blocks (in both scan directions) and the projector

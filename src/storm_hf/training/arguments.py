@@ -70,6 +70,9 @@ class StormTrainingArguments(TrainingArguments):
             # gloo on the CPU. Without use_cpu the Trainer would run each process on its own, every one training on
             # the same samples and saving to the same folder.
             self.use_cpu = True
+        if not torch.accelerator.is_available():
+            # Pinned memory only speeds up copies to an accelerator; without one the DataLoader warns on every run.
+            self.dataloader_pin_memory = False
         super().__post_init__()
 
     @property
