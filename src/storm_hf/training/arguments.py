@@ -65,12 +65,13 @@ class StormTrainingArguments(TrainingArguments):
             )
         if self.bf16 is None:
             self.bf16 = not self.fp16 and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available():
+        has_accelerator = torch.accelerator.is_available()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator:
             # Several processes (torchrun, accelerate launch) on a machine without an accelerator: data parallel over
             # gloo on the CPU. Without use_cpu the Trainer would run each process on its own, every one training on
             # the same samples and saving to the same folder.
             self.use_cpu = True
-        if not torch.accelerator.is_available():
+        if not has_accelerator:
             # Pinned memory only speeds up copies to an accelerator; without one the DataLoader warns on every run.
             self.dataloader_pin_memory = False
         super().__post_init__()
