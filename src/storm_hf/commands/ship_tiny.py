@@ -21,13 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from storm_hf.tiny.shipping import default_accuracy_json, ship
+    from storm_hf.tiny.shipping import default_accuracy_json, evaluated_name, ship
 
     accuracy = Path(args.accuracy or default_accuracy_json(args.model_dir))
     if not accuracy.is_file():
         raise FileNotFoundError(
-            f"--accuracy {accuracy}: no such file; run `storm-hf evaluate-tiny --model storm={args.model_dir} "
-            f"... --json {accuracy}` first (name a unidirectional model `stream`)"
+            f"--accuracy {accuracy}: no such file; run `storm-hf evaluate-tiny "
+            f"--model {evaluated_name(args.model_dir)}={args.model_dir} ... --json {accuracy}` first"
         )
     print(f"shipped {args.model_dir} to {ship(args.model_dir, accuracy)}")
     return 0

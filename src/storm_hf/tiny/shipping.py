@@ -60,7 +60,10 @@ def shipped_card(model, evaluation: str | None) -> CardInfo:
     question_types = ", ".join(f"`{name}`" for name in QUESTION_TYPES)
     scenes = sum(stage.samples for stage in CURRICULUM)
     clip_lengths = ", ".join(str(frames) for frames in sorted({clip.frames for clip in TRAIN_CLIPS}))
-    if _streams(model):
+    streams = _streams(model)
+    command = "`storm-hf train-tiny --unidirectional`" if streams else "`storm-hf train-tiny`"
+    docs = "`docs/streaming.md`" if streams else "`docs/shipped-model.md`"
+    if streams:
         role = (
             "It ships inside storm-hf as the model `storm-hf demo --stream` plays a video into, frame by frame: its "
             "Mamba blocks run forward only, so it answers about a live stream at any moment "
@@ -84,22 +87,28 @@ def shipped_card(model, evaluation: str | None) -> CardInfo:
             "16 video tokens (and 16 frames also at 8); Evaluation shows how it does at other frame counts and strides."
         ),
         training=(
-            f"Trained from scratch by `storm-hf train-tiny` (the `sft` stage: every part trains) on {scenes:,} fresh "
+            f"Trained from scratch by {command} (the `sft` stage: every part trains) on {scenes:,} fresh "
             "scenes of the synthetic data's `train` split, each rendered once on the fly, in the curriculum of "
             "`storm_hf.tiny.recipe.CURRICULUM` (question rows mixed with \"Describe the video.\" rows that name what "
             "each video token shows), batches cycling through the clip settings of `storm_hf.tiny.recipe.TRAIN_CLIPS`. "
             "The tokenizer is a byte-level BPE trained on the task's texts. Recipe, training curves and what was "
-            "tried: `docs/shipped-model.md` in the storm-hf source."
+            f"tried: {docs} in the storm-hf source."
         ),
         evaluation=evaluation,
     )
 
 
+def evaluated_name(model_dir) -> str:
+    """The name `storm-hf evaluate-tiny` results give the model at `model_dir`: `stream` for a unidirectional model,
+    else `storm`."""
+    temporal = json.loads((Path(model_dir) / "config.json").read_text())["temporal_config"]
+    return "storm" if temporal.get("bidirectional", True) else "stream"
+
+
 def default_accuracy_json(model_dir) -> Path:
     """Where `storm-hf evaluate-tiny` results for the model at `model_dir` go by default: `STREAM_ACCURACY_JSON` for
     a unidirectional model, else `ACCURACY_JSON`."""
-    temporal = json.loads((Path(model_dir) / "config.json").read_text())["temporal_config"]
-    return ACCURACY_JSON if temporal.get("bidirectional", True) else STREAM_ACCURACY_JSON
+    return ACCURACY_JSON if evaluated_name(model_dir) == "storm" else STREAM_ACCURACY_JSON
 
 
 def ship(model_dir, accuracy_json, out_dir=None) -> Path:
@@ -114,9 +123,8 @@ def ship(model_dir, accuracy_json, out_dir=None) -> Path:
     model = StormForConditionalGeneration.from_pretrained(model_dir)
     processor = StormProcessor.from_pretrained(model_dir)
     processor.chat_template = CHAT_TEMPLATE  # the recipe's template (build_processor's default), as it is now
-    streams = _streams(model)
-    name, shipped_dir = ("stream", SHIPPED_STREAM_MODEL_DIR) if streams else ("storm", SHIPPED_MODEL_DIR)
-    card = shipped_card(model, evaluation_section(accuracy_json, model_dir, name))
+    shipped_dir = SHIPPED_STREAM_MODEL_DIR if _streams(model) else SHIPPED_MODEL_DIR
+    card = shipped_card(model, evaluation_section(accuracy_json, model_dir, evaluated_name(model_dir)))
     return export_hub_folder(
         model, processor, out_dir or shipped_dir, overwrite=True, include_code=False, model_id=shipped_dir.name,
         card=card,
