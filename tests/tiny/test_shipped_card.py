@@ -1,11 +1,12 @@
 """Each shipped folder (`storm-tiny` and the streaming `storm-tiny-stream`) is what `storm_hf.tiny.shipping.ship`
 writes from its own weights: its model card says what the model is, how it was trained and carries the measured
-accuracy from the results file, and its configs name no code."""
+accuracy from the results file, and its configs name no code; `storm-hf ship-tiny` without results says what to run."""
 
 import json
 
 import pytest
 
+from storm_hf.cli import main
 from storm_hf.tiny.recipe import SHIPPED_MODEL_DIR, SHIPPED_STREAM_MODEL_DIR
 from storm_hf.tiny.report import markdown_table
 from storm_hf.tiny.shipping import ACCURACY_JSON, STREAM_ACCURACY_JSON, evaluated_name, evaluation_section, ship
@@ -72,3 +73,11 @@ def test_results_measured_on_other_weights_are_refused(shipped, tmp_path):
     with pytest.raises(ValueError, match="whose weights differ from"):
         evaluation_section(tmp_path / "stale.json", reshipped, name)
     assert evaluation_section(tmp_path / "missing.json", reshipped, name) is None
+
+
+@pytest.mark.parametrize("model, name", [("storm-tiny", "storm"), ("storm-tiny-stream", "stream")])
+def test_ship_tiny_without_results_says_which_evaluation_to_run(model, name, tmp_path, capsys):
+    folder = SHIPPED[model][0]
+    missing = tmp_path / "missing.json"
+    assert main(["ship-tiny", str(folder), "--accuracy", str(missing)]) == 2
+    assert f"run `storm-hf evaluate-tiny --model {name}={folder} ... --json {missing}` first" in capsys.readouterr().err
