@@ -11,8 +11,13 @@ from storm_hf.tiny.recipe import SHIPPED_MODEL_DIR, SHIPPED_STREAM_MODEL_DIR
 from storm_hf.tiny.report import markdown_table
 from storm_hf.tiny.shipping import ACCURACY_JSON, STREAM_ACCURACY_JSON, evaluated_name, evaluation_section, ship
 
-# Loading arguments transformers writes into tokenizer_config.json from the environment it loaded in.
-LOADING_KEYS = {"is_local", "local_files_only"}
+# What transformers writes from the environment it runs in: loading arguments (tokenizer_config.json) and its own
+# version (config.json, generation_config.json), so that the folder is checked on every supported release.
+ENVIRONMENT_KEYS = {"is_local", "local_files_only", "transformers_version"}
+
+
+def _written(config: dict) -> dict:
+    return {key: value for key, value in config.items() if key not in ENVIRONMENT_KEYS}
 
 
 # folder, its results file, and what its card must say about its size and its training
@@ -36,9 +41,10 @@ def test_the_shipped_folder_is_written_by_the_code(shipped):
     assert sorted(path.name for path in reshipped.iterdir()) == sorted(path.name for path in folder.iterdir())
     for path in reshipped.iterdir():
         original = folder / path.name
-        if path.name == "tokenizer_config.json":
-            drop = lambda config: {key: value for key, value in config.items() if key not in LOADING_KEYS}  # noqa: E731
-            assert drop(json.loads(path.read_text())) == drop(json.loads(original.read_text()))
+        if path.suffix == ".json":
+            assert _written(json.loads(path.read_text())) == _written(json.loads(original.read_text())), (
+                f"{path.name}: run `storm-hf ship-tiny {folder}`"
+            )
         else:
             assert path.read_bytes() == original.read_bytes(), f"{path.name}: run `storm-hf ship-tiny {folder}`"
 
