@@ -46,9 +46,9 @@ def test_train_tiny_writes_a_loadable_model(tmp_path, temporal_layers):
     assert len(answers) == 4 and set(accuracy(rows, answers)) >= {"overall"}
 
     # evaluate-tiny on the test split: s = 8 is skipped at 16 frames (4 temporal slots), kept at 32 (8 slots)
-    results, plot = tmp_path / "accuracy.json", tmp_path / "accuracy.png"
+    results, plot = tmp_path / "accuracy.json", tmp_path / "accuracy.png"  # the plot goes beside the results
     argv = ["evaluate-tiny", "--model", f"tiny={out / 'model'}", "--data", str(tmp_path / "test"), "--test-size", "4",
-            "--frames", "16,32", "--strides", "1,8", "--json", str(results), "--plot", str(plot)]
+            "--frames", "16,32", "--strides", "1,8", "--json", str(results)]
     assert main(argv) == 0
     report = json.loads(results.read_text())
     assert {frames: list(by_stride) for frames, by_stride in report["accuracy"]["tiny"].items()} == {

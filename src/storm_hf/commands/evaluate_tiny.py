@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=48, help="questions per generate call")
     parser.add_argument("--json", default="benchmarks/results/tiny-accuracy.json", help="where the results go")
-    parser.add_argument("--plot", default="benchmarks/results/tiny-accuracy.png", help="where the plot goes")
+    parser.add_argument("--plot", help="where the plot goes (default: beside --json, the same name ending .png)")
 
 
 def requirements(args: argparse.Namespace) -> list[str]:
@@ -88,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     print(markdown_table(results))
-    print(f"wrote {args.json} and {plot(results, args.plot)}")
+    print(f"wrote {args.json} and {plot(results, args.plot or Path(args.json).with_suffix('.png'))}")
     return 0
